@@ -1,0 +1,1 @@
+"""cntrust scheduler: the reference scheduler the framework protects, and the composition root."""

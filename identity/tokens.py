@@ -62,7 +62,9 @@ class SigningKey:
         elif algorithm == "ES256":
             key = ec.generate_private_key(ec.SECP256R1())
         else:
-            raise ValueError(f"unsupported algorithm {algorithm!r}; use one of {ALLOWED_ALGORITHMS}")
+            raise ValueError(
+                f"unsupported algorithm {algorithm!r}; use one of {ALLOWED_ALGORITHMS}"
+            )
         return cls(kid=_thumbprint(key.public_key()), algorithm=algorithm, private_key=key)
 
     @classmethod

@@ -1,15 +1,25 @@
-"""Root typer app; sub-apps are mounted here."""
+"""Root typer app; every sub-app is mounted here and imports its heavy modules lazily."""
 
 from __future__ import annotations
 
 import typer
+
+from scheduler.cli.core_cmd import admin_app, node_app, task_app, tenant_app
+from scheduler.cli.deploy_cmd import demo, up
 
 app = typer.Typer(
     name="cntrust",
     help="Security and trust framework for compute networks.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
+app.command()(up)
+app.command()(demo)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(task_app, name="task")
+app.add_typer(node_app, name="node")
+app.add_typer(admin_app, name="admin")
 
 
 @app.command()

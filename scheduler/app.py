@@ -1,0 +1,376 @@
+"""The scheduler's HTTP API (FastAPI). Every route authenticates, then authorizes
+through the one seam, then reads or writes; every error is problem+json."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from sqlmodel import Session, col, func, select
+
+from scheduler import store
+from scheduler.authz import Principal, Resource
+from scheduler.errors import Conflict, NotFound, SchedulerError, Unauthorized
+from scheduler.models import Node, Task, TaskEvent, TaskState, Tenant
+from scheduler.problems import BodyLimit, install
+from scheduler.schemas import (
+    NAME_PATTERN,
+    Claim,
+    ClaimedTask,
+    Heartbeat,
+    HeartbeatOut,
+    NodeOut,
+    NodeRegister,
+    Registered,
+    ReportBatch,
+    ReportOutcome,
+    TaskDetail,
+    TaskEventOut,
+    TaskOut,
+    TaskSubmit,
+    TenantCreate,
+)
+from scheduler.service import SERVICE_TOKEN_MAX, Service
+from scheduler.telemetry import traceparent_of
+
+log = logging.getLogger(__name__)
+
+NODE_TOKEN_TTL = SERVICE_TOKEN_MAX
+
+
+class Notifier:
+    """Wakes long-polling claims when work is placed on a node (in this replica)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def event(self, node_id: str) -> asyncio.Event:
+        return self._events.setdefault(node_id, asyncio.Event())
+
+    def wake(self, node_id: str | None) -> None:
+        if node_id is not None:
+            self.event(node_id).set()
+
+
+def _principal(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    service: Service = request.app.state.service
+    return service.authenticate(authorization)
+
+
+Caller = Annotated[Principal, Depends(_principal)]
+
+
+def create_app(service: Service) -> FastAPI:
+    settings = service.settings
+    notifier = Notifier()
+
+    async def maintenance() -> None:
+        """Expire silent nodes, requeue their work, place pending tasks."""
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                now = service.clock()
+
+                def op(session: Session, now: float = now) -> list[store.Transition]:
+                    store.expire_nodes(session, now, settings.heartbeat_timeout_s)
+                    return store.place_pending(session, now, service.pipeline)
+
+                for placed in await service.write(op):
+                    notifier.wake(placed.node_id)
+            except Exception:
+                log.exception("maintenance pass failed")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(maintenance())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="cntrust scheduler",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Reference scheduler protected by cntrust.",
+    )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    install(app)
+    app.state.service = service
+    app.state.notifier = notifier
+
+    def load_task(session: Session, task_id: str, who: Principal, action: str) -> Task:
+        task = session.get(Task, task_id) if len(task_id) <= 40 else None
+        if task is None:
+            raise NotFound(f"task {task_id} not found")
+        try:
+            service.authorize(
+                who,
+                action,
+                Resource("task", task.id, {"tenant": task.tenant, "node_id": task.node_id}),
+            )
+        except Exception as exc:
+            if who.role == "tenant":  # do not reveal other tenants' task ids
+                raise NotFound(f"task {task_id} not found") from exc
+            raise
+        return task
+
+    # -- public --------------------------------------------------------------
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/.well-known/jwks.json")
+    def jwks() -> dict[str, list[dict[str, str]]]:
+        return service.keyset.jwks()
+
+    # -- tenants ---------------------------------------------------------------
+    @app.post("/v1/tenants", status_code=201)
+    async def create_tenant(body: TenantCreate, who: Caller) -> dict[str, str]:
+        service.authorize(who, "tenant.manage", Resource("tenant", body.name))
+        now = service.clock()
+        await service.write(lambda s: store.add_tenant(s, body.name, now))
+        return {"name": body.name}
+
+    # -- tasks -------------------------------------------------------------------
+    @app.post("/v1/tasks", status_code=201)
+    async def submit_task(body: TaskSubmit, who: Caller) -> TaskOut:
+        tenant = who.name
+        decision = service.authorize(who, "task.submit", Resource("task", None, {"tenant": tenant}))
+        now = service.clock()
+        task_id = uuid.uuid4().hex
+        tel = service.telemetry
+        with tel.span("task.submit", task_id=task_id, tenant=tenant) as span:
+            task = Task(
+                id=task_id,
+                tenant=tenant,
+                state=TaskState.SUBMITTED,
+                command=body.command,
+                cpu=body.cpu,
+                memory_mb=body.memory_mb,
+                gpu=body.gpu,
+                accelerator_kind=body.accelerator_kind,
+                classification=body.classification,
+                region=body.region,
+                timeout_s=body.timeout_s,
+                submitted_at=now,
+                updated_at=now,
+                trace_parent=traceparent_of(span),
+                idempotency_key=body.idempotency_key,
+            )
+            admission = "admitted: " + "; ".join(decision.reasons)
+            started = time.perf_counter()
+            saved, placement = await service.write(
+                lambda s: store.submit_task(s, task, now, service.pipeline, admission)
+            )
+            tel.placement_latency.record((time.perf_counter() - started) * 1000)
+            if placement is not None:
+                tel.transitions.add(1, {"state": saved.state.value})
+                with tel.span("task.place", saved.trace_parent, task_id=saved.id) as pspan:
+                    pspan.set_attribute("cntrust.node_id", placement.node_id or "")
+                    pspan.set_attribute("cntrust.reason", placement.reason)
+                notifier.wake(placement.node_id)
+        return TaskOut.of(saved)
+
+    @app.get("/v1/tasks")
+    def list_tasks(
+        who: Caller,
+        state: TaskState | None = None,
+        tenant: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[TaskOut]:
+        service.authorize(who, "task.list", Resource("task"))
+        stmt = select(Task).order_by(col(Task.submitted_at).desc()).limit(limit)
+        if who.role == "tenant":
+            stmt = stmt.where(Task.tenant == who.name)
+        elif tenant is not None:
+            stmt = stmt.where(Task.tenant == tenant)
+        if state is not None:
+            stmt = stmt.where(Task.state == state)
+        with service.read() as session:
+            return [TaskOut.of(t) for t in session.exec(stmt)]
+
+    @app.get("/v1/tasks/{task_id}")
+    def show_task(task_id: str, who: Caller) -> TaskDetail:
+        with service.read() as session:
+            task = load_task(session, task_id, who, "task.read")
+            events = session.exec(
+                select(TaskEvent).where(TaskEvent.task_id == task.id).order_by(col(TaskEvent.id))
+            )
+            detail = TaskDetail.model_validate(TaskOut.of(task).model_dump())
+            detail.events = [TaskEventOut.of(e) for e in events]
+            return detail
+
+    @app.post("/v1/tasks/{task_id}/cancel")
+    async def cancel_task(task_id: str, who: Caller) -> TaskOut:
+        with service.read() as session:
+            load_task(session, task_id, who, "task.cancel")
+        now = service.clock()
+        task = await service.write(lambda s: store.cancel_task(s, task_id, now, who.label))
+        return TaskOut.of(task)
+
+    # -- nodes ---------------------------------------------------------------------
+    @app.post("/v1/nodes/register", status_code=201)
+    async def register_node(body: NodeRegister, who: Caller) -> Registered:
+        if who.role != "node-register":
+            raise Unauthorized("a node registration token is required", reason="role")
+        name = who.name
+        now = service.clock()
+        node = Node(
+            id=name,
+            name=name,
+            operator=body.operator,
+            region=body.region,
+            cpu_cores=body.cpu_cores,
+            memory_mb=body.memory_mb,
+            accelerators=[a.model_dump() for a in body.accelerators],
+            registered_at=now,
+            last_heartbeat=now,
+            labels=body.labels,
+        )
+        await service.write(lambda s: store.register_node(s, node))
+        token = service.issue_token("node", name, NODE_TOKEN_TTL)
+        return Registered(
+            node_id=name, token=token, heartbeat_interval_s=settings.heartbeat_interval_s
+        )
+
+    @app.post("/v1/agent/heartbeat")
+    async def heartbeat(body: Heartbeat, who: Caller) -> HeartbeatOut:
+        service.authorize(who, "node.heartbeat", Resource("node", who.name))
+        now = service.clock()
+        requeued = await service.write(
+            lambda s: store.heartbeat(s, who.name, body.running, now, settings.running_grace_s)
+        )
+        token = None
+        exp = float(who.claims.get("exp", 0))
+        iat = float(who.claims.get("iat", 0))
+        if now >= iat + (exp - iat) / 2:  # renew at half-life
+            token = service.issue_token("node", who.name, NODE_TOKEN_TTL)
+        return HeartbeatOut(status="ok", requeued=requeued, token=token)
+
+    @app.post("/v1/agent/claim")
+    async def claim(body: Claim, who: Caller) -> list[ClaimedTask]:
+        service.authorize(who, "task.claim", Resource("node", who.name))
+        node_id = who.name
+        deadline = time.monotonic() + min(body.wait_s, settings.claim_wait_s)
+        limit = min(body.max_tasks, settings.max_claim)
+        event = notifier.event(node_id)
+        while True:
+            event.clear()
+            now = service.clock()
+            tasks = await service.write(
+                lambda s, now=now: store.claim_tasks(s, node_id, now, limit)
+            )
+            remaining = deadline - time.monotonic()
+            if tasks or remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=min(remaining, 0.5))
+        return [
+            ClaimedTask(
+                id=t.id,
+                command=t.command,
+                cpu=t.cpu,
+                memory_mb=t.memory_mb,
+                gpu=t.gpu,
+                timeout_s=t.timeout_s,
+                trace_parent=t.trace_parent,
+            )
+            for t in tasks
+        ]
+
+    @app.post("/v1/agent/report")
+    async def report(body: ReportBatch, who: Caller) -> list[ReportOutcome]:
+        service.authorize(who, "task.report", Resource("node", who.name))
+        now = service.clock()
+        futures = []
+        for item in body.results:
+            rep = store.Report(
+                task_id=item.task_id,
+                exit_code=item.exit_code,
+                output_digest=item.output_digest,
+                usage=item.usage,
+                error=item.error,
+                started_at=item.started_at,
+                finished_at=item.finished_at,
+            )
+            futures.append(
+                service.committer.submit(
+                    lambda s, rep=rep: store.report_task(s, who.name, rep, now)
+                )
+            )
+        outcomes = []
+        for item, fut in zip(body.results, futures, strict=True):
+            try:
+                task = await asyncio.wrap_future(fut)
+            except SchedulerError as exc:
+                outcomes.append(
+                    ReportOutcome(
+                        task_id=item.task_id,
+                        accepted=False,
+                        problem={"status": exc.status, "type": exc.type_slug, "detail": str(exc)},
+                    )
+                )
+                continue
+            service.telemetry.transitions.add(1, {"state": task.state.value})
+            with service.telemetry.span(
+                "task.report", task.trace_parent, task_id=task.id, node_id=who.name
+            ) as span:
+                span.set_attribute("cntrust.state", task.state.value)
+            outcomes.append(ReportOutcome(task_id=task.id, accepted=True, state=task.state.value))
+        if len(outcomes) == 1 and not outcomes[0].accepted and outcomes[0].problem:
+            p = outcomes[0].problem
+            if p["status"] == 409:
+                raise Conflict(p["detail"])
+            raise NotFound(p["detail"])
+        return outcomes
+
+    @app.get("/v1/nodes")
+    def list_nodes(who: Caller) -> list[NodeOut]:
+        service.authorize(who, "node.list", Resource("node"))
+        with service.read() as session:
+            return [NodeOut.of(n) for n in session.exec(select(Node).order_by(col(Node.id)))]
+
+    @app.get("/v1/nodes/{node_id}")
+    def show_node(node_id: str, who: Caller) -> NodeOut:
+        service.authorize(who, "node.read", Resource("node", node_id))
+        with service.read() as session:
+            node = session.get(Node, node_id) if len(node_id) <= 64 else None
+            if node is None:
+                raise NotFound(f"node {node_id} not found")
+            return NodeOut.of(node)
+
+    @app.get("/v1/stats")
+    def stats(who: Caller) -> dict[str, object]:
+        service.authorize(who, "task.list", Resource("task"))
+        with service.read() as session:
+            by_state = dict(
+                session.exec(select(Task.state, func.count()).group_by(Task.state)).all()
+            )
+            tenants = session.exec(select(func.count()).select_from(Tenant)).one()
+        return {
+            "tasks_by_state": {
+                str(k.value if hasattr(k, "value") else k): v for k, v in by_state.items()
+            },
+            "tenants": tenants,
+        }
+
+    return app
+
+
+def issue_tenant_token(service: Service, tenant: str, ttl: timedelta) -> str:
+    with service.read() as session:
+        if session.get(Tenant, tenant) is None:
+            raise NotFound(f"tenant {tenant} is not registered")
+    return service.issue_token("tenant", tenant, ttl)

@@ -1,0 +1,161 @@
+"""Database engine and group commit.
+
+The embedded default is a SQLite file in the data dir in WAL mode with
+``synchronous=FULL``: a commit returns only after it is on disk. PostgreSQL is
+used when a ``postgresql+psycopg://`` URL is configured.
+
+A single :class:`Committer` thread owns every write. Callers hand it an
+operation (a function of a session) and wait for the result; the committer
+runs every operation that is waiting in one transaction and commits once, so
+one fsync acknowledges many writes (a raw fsync manages ~260/s here). An
+operation that raises is rolled back alone: the batch is retried one by one.
+No caller is answered before the commit that holds its write returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel
+
+from scheduler import models  # noqa: F401  (registers the tables)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Operation = Callable[[Session], T]
+
+MAX_BATCH = 256
+
+
+def create_db_engine(url: str) -> Engine:
+    """Create the engine; tables are created if missing."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8,
+            max_overflow=16,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    else:
+        engine = sa.create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+@dataclass
+class _Pending:
+    op: Operation[Any]
+    future: Future[Any] = field(default_factory=Future)
+
+
+class Committer:
+    """Runs write operations in batches, one transaction and one commit per batch."""
+
+    def __init__(self, engine: Engine, *, on_commit: Callable[[], None] | None = None) -> None:
+        self._engine = engine
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._on_commit = on_commit
+        self._thread = threading.Thread(target=self._run, name="cntrust-committer", daemon=True)
+        self._closed = False
+        self.batches = 0
+        self.operations = 0
+        self._thread.start()
+
+    def submit(self, op: Operation[T]) -> Future[T]:
+        if self._closed:
+            raise RuntimeError("committer is closed")
+        pending = _Pending(op)
+        self._queue.put(pending)
+        return pending.future
+
+    def run(self, op: Operation[T], timeout: float = 60.0) -> T:
+        """Run ``op`` durably and return its result (re-raises its error)."""
+        return self.submit(op).result(timeout)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._execute(batch)
+            if stop:
+                return
+
+    def _execute(self, batch: list[_Pending]) -> None:
+        results: list[tuple[_Pending, Any]] = []
+        try:
+            with Session(self._engine, expire_on_commit=False) as session:
+                for pending in batch:
+                    results.append((pending, pending.op(session)))
+                session.commit()
+        except Exception:
+            if len(batch) == 1:
+                self._fail(batch[0])
+                return
+            # one operation failed: run each alone so only that one fails
+            for pending in batch:
+                self._execute([pending])
+            return
+        self.batches += 1
+        self.operations += len(batch)
+        if self._on_commit is not None:
+            try:
+                self._on_commit()
+            except Exception:  # a listener must never lose an acknowledged write
+                log.exception("commit listener failed")
+        for pending, result in results:
+            pending.future.set_result(result)
+
+    def _fail(self, pending: _Pending) -> None:
+        for attempt in range(3):
+            try:
+                with Session(self._engine, expire_on_commit=False) as session:
+                    result = pending.op(session)
+                    session.commit()
+                pending.future.set_result(result)
+                return
+            except sa.exc.OperationalError as exc:  # e.g. "database is locked"
+                log.warning("write failed (attempt %d): %s", attempt + 1, exc)
+                time.sleep(0.05 * (attempt + 1))
+            except Exception as exc:
+                pending.future.set_exception(exc)
+                return
+        pending.future.set_exception(RuntimeError("database write failed after retries"))

@@ -1,0 +1,120 @@
+"""Database tables of the reference scheduler (SQLModel over SQLite or PostgreSQL).
+
+Invariants:
+- A task's ``state`` only moves along :data:`TRANSITIONS`; every move writes a
+  :class:`TaskEvent` with its reason in the same transaction.
+- ``Node.active_tasks`` counts the node's tasks in ``placed`` or ``running``;
+  it changes in the same transaction as the task's state.
+- Secrets are stored hashed (join tokens) or not at all (tenant tokens are JWTs).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class TaskState(StrEnum):
+    SUBMITTED = "submitted"
+    ADMITTED = "admitted"
+    PLACED = "placed"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATES = (TaskState.PLACED, TaskState.RUNNING)
+FINAL_STATES = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.REJECTED, TaskState.CANCELLED)
+
+TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.SUBMITTED: frozenset({TaskState.ADMITTED, TaskState.REJECTED, TaskState.CANCELLED}),
+    TaskState.ADMITTED: frozenset({TaskState.PLACED, TaskState.REJECTED, TaskState.CANCELLED}),
+    TaskState.PLACED: frozenset({TaskState.RUNNING, TaskState.ADMITTED, TaskState.CANCELLED}),
+    TaskState.RUNNING: frozenset(
+        {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.ADMITTED, TaskState.CANCELLED}
+    ),
+    TaskState.SUCCEEDED: frozenset(),
+    TaskState.FAILED: frozenset(),
+    TaskState.REJECTED: frozenset(),
+    TaskState.CANCELLED: frozenset(),
+}
+
+
+class NodeStatus(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+    CORDONED = "cordoned"
+
+
+class Classification(StrEnum):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    SECRET = "secret"  # noqa: S105 (a classification, not a password)
+
+
+def _json_column() -> Any:
+    return Field(default_factory=dict, sa_type=sa.JSON)
+
+
+class Tenant(SQLModel, table=True):
+    name: str = Field(primary_key=True, max_length=64)
+    created_at: float
+
+
+class Node(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(index=True, max_length=64)
+    operator: str = Field(default="local", max_length=64)
+    region: str = Field(default="local", max_length=64)
+    cpu_cores: float
+    memory_mb: int
+    accelerators: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    status: NodeStatus = Field(default=NodeStatus.ONLINE, index=True)
+    active_tasks: int = 0
+    cpu_used: float = 0.0
+    memory_used_mb: int = 0
+    gpu_used: int = 0
+    registered_at: float
+    last_heartbeat: float = Field(index=True)
+    labels: dict[str, Any] = _json_column()
+
+
+class Task(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    tenant: str = Field(index=True, max_length=64)
+    state: TaskState = Field(index=True)
+    command: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    cpu: float = 1.0
+    memory_mb: int = 256
+    gpu: int = 0
+    accelerator_kind: str | None = None
+    classification: Classification = Classification.PUBLIC
+    region: str | None = None
+    timeout_s: float = 60.0
+    node_id: str | None = Field(default=None, index=True, max_length=64)
+    attempt: int = 0
+    reason: str = ""
+    submitted_at: float
+    updated_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    output_digest: str | None = None
+    usage: dict[str, Any] = _json_column()
+    trace_parent: str | None = None
+    idempotency_key: str | None = Field(default=None, index=True, max_length=128)
+
+
+class TaskEvent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(index=True, max_length=40)
+    from_state: str | None = None
+    to_state: str
+    at: float
+    reason: str = ""
+    node_id: str | None = None

@@ -1,0 +1,136 @@
+"""Run one task as a subprocess: own scratch dir, minimal environment, rlimits, timeout.
+
+The process runs in its own session (process group) so a timeout kills the
+task and everything it started. Resource usage comes from ``wait4`` on the
+child itself, not from process-wide counters, so concurrent tasks do not blur.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+OUTPUT_LIMIT_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    id: str
+    command: list[str]
+    cpu: float
+    memory_mb: int
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class RunResult:
+    task_id: str
+    exit_code: int
+    output_digest: str
+    usage: dict[str, float]
+    error: str | None
+    started_at: float
+    finished_at: float
+
+
+def _limits(spec: TaskSpec) -> None:  # runs in the child between fork and exec
+    cpu_s = max(1, math.ceil(spec.timeout_s * max(spec.cpu, 1.0)) + 1)
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+    mem = max(spec.memory_mb, 16) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (OUTPUT_LIMIT_BYTES, OUTPUT_LIMIT_BYTES))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def run_task(spec: TaskSpec, scratch_root: Path, *, keep_scratch: bool = False) -> RunResult:
+    """Run ``spec`` to completion or timeout. Never raises for task failures."""
+    scratch = scratch_root / spec.id
+    scratch.mkdir(parents=True, exist_ok=True)
+    out_path = scratch / ".stdout"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": str(scratch),
+        "TMPDIR": str(scratch),
+        "LANG": "C.UTF-8",
+        "CNTRUST_TASK_ID": spec.id,
+    }
+    started = time.time()
+    error: str | None = None
+    rusage: resource.struct_rusage | None = None
+    with open(out_path, "wb") as out:
+        try:
+            proc = subprocess.Popen(
+                spec.command,
+                cwd=scratch,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=lambda: _limits(spec),
+                close_fds=True,
+            )
+        except (OSError, ValueError) as exc:
+            finished = time.time()
+            return RunResult(
+                spec.id,
+                127,
+                "sha256:" + hashlib.sha256(b"").hexdigest(),
+                {"wall_s": finished - started},
+                f"could not start: {exc.strerror or exc}",
+                started,
+                finished,
+            )
+        deadline = time.monotonic() + spec.timeout_s
+        status = 0
+        delay = 0.0005
+        while True:
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid != 0:
+                break
+            if time.monotonic() >= deadline:
+                error = f"timed out after {spec.timeout_s:g} s"
+                _kill_group(proc.pid)
+                _, status, rusage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finished = time.time()
+    exit_code = proc.returncode
+    timed_out = error is not None
+    if exit_code < 0:
+        sig = -exit_code
+        error = error or f"killed by signal {signal.Signals(sig).name}"
+        exit_code = 128 + sig
+    if timed_out:
+        exit_code = 124  # the convention of timeout(1)
+    digest = hashlib.sha256()
+    with open(out_path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(chunk)
+    usage = {"wall_s": round(finished - started, 6)}
+    if rusage is not None:
+        usage["cpu_s"] = round(rusage.ru_utime + rusage.ru_stime, 6)
+        usage["max_rss_kb"] = float(rusage.ru_maxrss)
+    _kill_group(proc.pid)  # anything the task left behind in its group
+    if not keep_scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return RunResult(
+        spec.id, exit_code, "sha256:" + digest.hexdigest(), usage, error, started, finished
+    )
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return

@@ -1,0 +1,101 @@
+"""The composition root: settings in, every component wired, nothing global.
+
+:class:`Service` owns the database engine and committer, the token keys, the
+authorizer, the placement pipeline and telemetry. The HTTP app
+(:mod:`scheduler.app`), the CLI's local commands and the tests all build one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlmodel import Session
+
+from identity import TokenIssuer, TokenVerificationError, TokenVerifier
+from scheduler.authz import (
+    Authorizer,
+    AuthzDecision,
+    BuiltinAuthorizer,
+    Principal,
+    Resource,
+    authorize,
+)
+from scheduler.db import Committer, create_db_engine
+from scheduler.errors import Unauthorized
+from scheduler.keys import load_or_create_keyset
+from scheduler.placement import PlacementPipeline
+from scheduler.settings import Settings
+from scheduler.telemetry import Telemetry
+
+T = TypeVar("T")
+
+ROLE_CLAIM = "cntrust_role"
+SERVICE_TOKEN_MAX = timedelta(minutes=15)
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        authorizer: Authorizer | None = None,
+        pipeline: PlacementPipeline | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        settings.ensure_data_dir()
+        self.engine = create_db_engine(settings.effective_database_url)
+        self.committer = Committer(self.engine)
+        self.keyset = load_or_create_keyset(settings.data_dir)
+        self.issuer = TokenIssuer(self.keyset, settings.issuer, clock)
+        self.verifier = TokenVerifier(
+            self.keyset.verification_keys, settings.issuer, settings.audience, clock
+        )
+        self.authorizer: Authorizer = authorizer or BuiltinAuthorizer()
+        self.pipeline = pipeline or PlacementPipeline()
+        self.telemetry = Telemetry(
+            "cntrust-scheduler",
+            console=settings.console_traces,
+            otlp_endpoint=settings.otlp_endpoint,
+        )
+
+    # -- writes -------------------------------------------------------------
+    async def write(self, op: Callable[[Session], T]) -> T:
+        """Run a write durably via the group committer; returns after commit."""
+        return await asyncio.wrap_future(self.committer.submit(op))
+
+    def write_sync(self, op: Callable[[Session], T]) -> T:
+        return self.committer.run(op)
+
+    def read(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # -- tokens -------------------------------------------------------------
+    def issue_token(self, role: str, subject: str, ttl: timedelta, **claims: Any) -> str:
+        return self.issuer.issue(subject, self.settings.audience, ttl, {ROLE_CLAIM: role, **claims})
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """Bearer token -> principal; raises Unauthorized (never says why beyond a code)."""
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("a bearer token is required")
+        try:
+            claims = self.verifier.verify(authorization[7:].strip())
+        except TokenVerificationError as exc:
+            raise Unauthorized(f"token refused: {exc.reason}", reason=exc.reason) from exc
+        role = claims.get(ROLE_CLAIM)
+        if not isinstance(role, str):
+            raise Unauthorized("token carries no role", reason="missing_claim")
+        return Principal(role=role, name=str(claims["sub"]), claims=claims)
+
+    def authorize(self, principal: Principal, action: str, resource: Resource) -> AuthzDecision:
+        return authorize(self.authorizer, principal, action, resource)
+
+    def close(self) -> None:
+        self.committer.close()
+        self.telemetry.shutdown()
+        self.engine.dispose()

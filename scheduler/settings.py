@@ -1,0 +1,47 @@
+"""Configuration, parsed once at the edge (environment ``CNTRUST_*`` and CLI flags)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path(".cntrust")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CNTRUST_", extra="forbid")
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None
+    issuer: str = "cntrust"
+    audience: str = "cntrust-api"
+    trust_domain: str = "cntrust.local"
+    heartbeat_timeout_s: float = Field(default=10.0, gt=0)
+    heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    running_grace_s: float = Field(default=5.0, ge=0)
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    max_claim: int = Field(default=16, gt=0, le=256)
+    claim_wait_s: float = Field(default=10.0, ge=0, le=60)
+    otlp_endpoint: str | None = None
+    console_traces: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("database_url must be sqlite:// or postgresql+psycopg://")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'cntrust.db').resolve()}"
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
+        return self.data_dir

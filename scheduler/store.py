@@ -1,0 +1,353 @@
+"""Write operations on the scheduler's state, each a function of a session.
+
+Every function here runs inside the :class:`~scheduler.db.Committer`'s
+transaction: it checks first and raises before it writes, so a refused
+operation leaves nothing behind. Every task state change goes through
+:func:`transition`, which enforces :data:`~scheduler.models.TRANSITIONS`,
+keeps the node's resource counters in step and records a
+:class:`~scheduler.models.TaskEvent` with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from scheduler.errors import Conflict, InvalidRequest, NotFound
+from scheduler.models import (
+    ACTIVE_STATES,
+    TRANSITIONS,
+    Node,
+    NodeStatus,
+    Task,
+    TaskEvent,
+    TaskState,
+    Tenant,
+)
+from scheduler.placement import NodeView, PlacementPipeline, PlacementResult, TaskRequest
+
+
+@dataclass(frozen=True)
+class Transition:
+    task_id: str
+    node_id: str | None
+    to_state: TaskState
+
+
+def transition(
+    session: Session,
+    task: Task,
+    to: TaskState,
+    now: float,
+    reason: str,
+    *,
+    node: Node | None = None,
+) -> Transition:
+    """Move ``task`` to ``to``; raises Conflict on an illegal move."""
+    if to not in TRANSITIONS[task.state]:
+        raise Conflict(
+            f"task {task.id} cannot go from {task.state.value} to {to.value}",
+            task_state=task.state.value,
+        )
+    was_active = task.state in ACTIVE_STATES
+    will_be_active = to in ACTIVE_STATES
+    if was_active and not will_be_active and task.node_id is not None:
+        holder = node if node is not None and node.id == task.node_id else None
+        holder = holder or session.get(Node, task.node_id)
+        if holder is not None:
+            holder.active_tasks = max(0, holder.active_tasks - 1)
+            holder.cpu_used = max(0.0, holder.cpu_used - task.cpu)
+            holder.memory_used_mb = max(0, holder.memory_used_mb - task.memory_mb)
+            holder.gpu_used = max(0, holder.gpu_used - task.gpu)
+            session.add(holder)
+    if not was_active and will_be_active:
+        if node is None:
+            raise Conflict(f"task {task.id} needs a node to become {to.value}")
+        node.active_tasks += 1
+        node.cpu_used += task.cpu
+        node.memory_used_mb += task.memory_mb
+        node.gpu_used += task.gpu
+        task.node_id = node.id
+        session.add(node)
+    session.add(
+        TaskEvent(
+            task_id=task.id,
+            from_state=task.state.value,
+            to_state=to.value,
+            at=now,
+            reason=reason,
+            node_id=task.node_id,
+        )
+    )
+    if to == TaskState.ADMITTED:
+        task.node_id = None
+    task.state = to
+    task.reason = reason
+    task.updated_at = now
+    session.add(task)
+    return Transition(task.id, task.node_id, to)
+
+
+def node_view(node: Node) -> NodeView:
+    accels: dict[str, int] = {}
+    for acc in node.accelerators:
+        kind = str(acc.get("kind", "gpu"))
+        accels[kind] = accels.get(kind, 0) + int(acc.get("count", 1))
+    return NodeView(
+        id=node.id,
+        region=node.region,
+        operator=node.operator,
+        cpu_cores=node.cpu_cores,
+        memory_mb=node.memory_mb,
+        accelerators=tuple(sorted(accels.items())),
+        cpu_used=node.cpu_used,
+        memory_used_mb=node.memory_used_mb,
+        gpu_used=node.gpu_used,
+        active_tasks=node.active_tasks,
+        attributes=dict(node.labels),
+    )
+
+
+def task_request(task: Task) -> TaskRequest:
+    return TaskRequest(
+        id=task.id,
+        tenant=task.tenant,
+        cpu=task.cpu,
+        memory_mb=task.memory_mb,
+        gpu=task.gpu,
+        accelerator_kind=task.accelerator_kind,
+        classification=task.classification.value,
+        region=task.region,
+    )
+
+
+def online_nodes(session: Session) -> list[Node]:
+    return list(
+        session.exec(select(Node).where(Node.status == NodeStatus.ONLINE).order_by(col(Node.id)))
+    )
+
+
+def try_place(
+    session: Session,
+    task: Task,
+    now: float,
+    pipeline: PlacementPipeline,
+    nodes: Sequence[Node] | None = None,
+) -> PlacementResult:
+    """Place an admitted task if a node fits; otherwise leave it admitted with the reason."""
+    candidates = list(nodes) if nodes is not None else online_nodes(session)
+    result = pipeline.place(task_request(task), [node_view(n) for n in candidates])
+    if result.node_id is None:
+        if task.reason != result.reason:
+            task.reason = result.reason
+            task.updated_at = now
+            session.add(task)
+        return result
+    node = next(n for n in candidates if n.id == result.node_id)
+    transition(session, task, TaskState.PLACED, now, result.reason, node=node)
+    return result
+
+
+def submit_task(
+    session: Session,
+    task: Task,
+    now: float,
+    pipeline: PlacementPipeline,
+    admission_reason: str,
+) -> tuple[Task, PlacementResult | None]:
+    """Insert a task, admit it and try to place it, all in one transaction."""
+    if task.idempotency_key is not None:
+        existing = session.exec(
+            select(Task).where(
+                Task.idempotency_key == task.idempotency_key, Task.tenant == task.tenant
+            )
+        ).first()
+        if existing is not None:
+            return existing, None
+    if session.get(Tenant, task.tenant) is None:
+        raise NotFound(f"tenant {task.tenant} is not registered")
+    task.state = TaskState.SUBMITTED
+    session.add(task)
+    session.add(
+        TaskEvent(task_id=task.id, to_state=TaskState.SUBMITTED.value, at=now, reason="submitted")
+    )
+    transition(session, task, TaskState.ADMITTED, now, admission_reason)
+    return task, try_place(session, task, now, pipeline)
+
+
+def reject_task(session: Session, task: Task, now: float, reason: str) -> Task:
+    task.state = TaskState.SUBMITTED
+    session.add(task)
+    session.add(
+        TaskEvent(task_id=task.id, to_state=TaskState.SUBMITTED.value, at=now, reason="submitted")
+    )
+    transition(session, task, TaskState.REJECTED, now, reason)
+    return task
+
+
+def claim_tasks(session: Session, node_id: str, now: float, limit: int) -> list[Task]:
+    """Hand the node up to ``limit`` of its placed tasks and mark them running."""
+    node = session.get(Node, node_id)
+    if node is None:
+        raise NotFound(f"node {node_id} is not registered")
+    stmt = (
+        select(Task)
+        .where(Task.node_id == node_id, Task.state == TaskState.PLACED)
+        .order_by(col(Task.submitted_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    tasks = list(session.exec(stmt))
+    for task in tasks:
+        transition(session, task, TaskState.RUNNING, now, f"claimed by {node_id}", node=node)
+        task.started_at = now
+    return tasks
+
+
+@dataclass(frozen=True)
+class Report:
+    task_id: str
+    exit_code: int
+    output_digest: str
+    usage: dict[str, Any]
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+def report_task(session: Session, node_id: str, report: Report, now: float) -> Task:
+    """Record a node's result for a task it holds; Conflict if it does not hold it."""
+    task = session.get(Task, report.task_id)
+    if task is None:
+        raise NotFound(f"task {report.task_id} not found")
+    if task.node_id != node_id or task.state != TaskState.RUNNING:
+        raise Conflict(
+            f"node {node_id} does not hold task {report.task_id}",
+            task_state=task.state.value,
+        )
+    to = TaskState.SUCCEEDED if report.exit_code == 0 else TaskState.FAILED
+    reason = "exit code 0" if report.exit_code == 0 else f"exit code {report.exit_code}"
+    if report.error:
+        reason = f"{reason}: {report.error[:200]}"
+    transition(session, task, to, now, reason)
+    task.exit_code = report.exit_code
+    task.output_digest = report.output_digest
+    task.usage = dict(report.usage)
+    task.finished_at = now
+    return task
+
+
+def cancel_task(session: Session, task_id: str, now: float, by: str) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    transition(session, task, TaskState.CANCELLED, now, f"cancelled by {by}")
+    task.finished_at = now
+    return task
+
+
+def requeue(session: Session, task: Task, now: float, reason: str) -> None:
+    transition(session, task, TaskState.ADMITTED, now, reason)
+    task.attempt += 1
+    task.started_at = None
+
+
+def register_node(session: Session, node: Node) -> Node:
+    existing = session.get(Node, node.id)
+    if existing is None:
+        session.add(node)
+        return node
+    for name in ("name", "operator", "region", "cpu_cores", "memory_mb", "accelerators", "labels"):
+        setattr(existing, name, getattr(node, name))
+    existing.status = NodeStatus.ONLINE
+    existing.last_heartbeat = node.last_heartbeat
+    session.add(existing)
+    return existing
+
+
+def heartbeat(
+    session: Session, node_id: str, running: Sequence[str], now: float, grace_s: float
+) -> list[str]:
+    """Mark the node alive; requeue tasks it runs no longer. Returns the requeued ids."""
+    node = session.get(Node, node_id)
+    if node is None:
+        raise NotFound(f"node {node_id} is not registered")
+    node.last_heartbeat = now
+    if node.status == NodeStatus.OFFLINE:
+        node.status = NodeStatus.ONLINE
+    session.add(node)
+    held = set(running)
+    requeued = []
+    stale = session.exec(
+        select(Task).where(Task.node_id == node_id, Task.state == TaskState.RUNNING)
+    )
+    for task in stale:
+        if task.id not in held and (task.started_at or now) < now - grace_s:
+            requeue(session, task, now, f"node {node_id} no longer runs the task")
+            requeued.append(task.id)
+    return requeued
+
+
+def expire_nodes(session: Session, now: float, timeout_s: float) -> list[str]:
+    """Mark silent nodes offline and requeue their work. Returns the requeued task ids."""
+    silent = session.exec(
+        select(Node).where(
+            Node.status == NodeStatus.ONLINE, col(Node.last_heartbeat) < now - timeout_s
+        )
+    )
+    requeued: list[str] = []
+    for node in silent:
+        node.status = NodeStatus.OFFLINE
+        session.add(node)
+        tasks = session.exec(
+            select(Task).where(Task.node_id == node.id, col(Task.state).in_(ACTIVE_STATES))
+        )
+        for task in tasks:
+            requeue(session, task, now, f"node {node.id} stopped heartbeating")
+            requeued.append(task.id)
+    return requeued
+
+
+def place_pending(
+    session: Session, now: float, pipeline: PlacementPipeline, limit: int = 500
+) -> list[Transition]:
+    """Try to place admitted tasks, oldest first."""
+    pending = list(
+        session.exec(
+            select(Task)
+            .where(Task.state == TaskState.ADMITTED)
+            .order_by(col(Task.submitted_at))
+            .limit(limit)
+        )
+    )
+    if not pending:
+        return []
+    nodes = online_nodes(session)
+    placed = []
+    for task in pending:
+        result = try_place(session, task, now, pipeline, nodes)
+        if result.node_id is not None:
+            placed.append(Transition(task.id, result.node_id, TaskState.PLACED))
+    return placed
+
+
+def add_tenant(session: Session, name: str, now: float) -> Tenant:
+    if session.get(Tenant, name) is not None:
+        raise Conflict(f"tenant {name} already exists")
+    tenant = Tenant(name=name, created_at=now)
+    session.add(tenant)
+    return tenant
+
+
+def set_node_status(session: Session, node_id: str, status: NodeStatus, now: float) -> Node:
+    node = session.get(Node, node_id)
+    if node is None:
+        raise NotFound(f"node {node_id} not found")
+    if status == NodeStatus.CORDONED and node.status == NodeStatus.CORDONED:
+        raise InvalidRequest(f"node {node_id} is already cordoned")
+    node.status = status
+    session.add(node)
+    return node

@@ -1,0 +1,105 @@
+"""OpenTelemetry wiring: one trace per task, task/node ids on every span.
+
+Default exporter: a bounded in-memory ring (the console and tests read it);
+``console_traces`` adds a console exporter; ``otlp_endpoint`` adds OTLP/HTTP.
+The trace context of a task travels as a W3C ``traceparent`` stored with the
+task, so submit, admit, place, run (in the agent) and report share one trace.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+_propagator = TraceContextTextMapPropagator()
+
+
+class RingExporter(SpanExporter):
+    """Keeps the last ``capacity`` finished spans in memory."""
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self._spans: deque[ReadableSpan] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self._lock:
+            self._spans.extend(spans)
+        return SpanExportResult.SUCCESS
+
+    def spans(self) -> list[ReadableSpan]:
+        with self._lock:
+            return list(self._spans)
+
+    def shutdown(self) -> None:
+        return None
+
+
+class Telemetry:
+    def __init__(
+        self, service: str, *, console: bool = False, otlp_endpoint: str | None = None
+    ) -> None:
+        resource = Resource.create({"service.name": service})
+        self.ring = RingExporter()
+        self.provider = TracerProvider(resource=resource)
+        self.provider.add_span_processor(SimpleSpanProcessor(self.ring))
+        if console:
+            self.provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+        if otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            self.provider.add_span_processor(
+                BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint))
+            )
+        self.tracer = self.provider.get_tracer("cntrust")
+        self.metric_reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(resource=resource, metric_readers=[self.metric_reader])
+        meter = self.meter_provider.get_meter("cntrust")
+        self.transitions = meter.create_counter(
+            "cntrust.tasks.transitions", description="task state transitions by target state"
+        )
+        self.placement_latency = meter.create_histogram(
+            "cntrust.placement.latency", unit="ms", description="time to place a task"
+        )
+
+    @contextmanager
+    def span(self, name: str, parent: str | None = None, **attributes: Any) -> Iterator[trace.Span]:
+        ctx = context_from(parent)
+        with self.tracer.start_as_current_span(name, context=ctx) as span:
+            for key, value in attributes.items():
+                if value is not None:
+                    span.set_attribute(f"cntrust.{key}", value)
+            yield span
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+def context_from(traceparent: str | None) -> Context | None:
+    if not traceparent:
+        return None
+    return _propagator.extract({"traceparent": traceparent})
+
+
+def traceparent_of(span: trace.Span) -> str:
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier["traceparent"]

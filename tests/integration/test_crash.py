@@ -29,7 +29,12 @@ def test_kill9_loses_no_acknowledged_task(tmp_path, database_url):
         stop = threading.Event()
         lock = threading.Lock()
 
-        def submitter(url: str = dep.url, token: str = token, stop: threading.Event = stop):
+        def submitter(
+            url: str = dep.url,
+            token: str = token,
+            stop: threading.Event = stop,
+            lock: threading.Lock = lock,
+        ) -> None:
             with httpx.Client(base_url=url, timeout=5) as client:
                 while not stop.is_set():
                     try:

@@ -1,0 +1,156 @@
+"""Node-side TPM access through tpm2-tools (the agent's half of TPM attestation).
+
+Drives ``tpm2_*`` commands by subprocess against one TCTI (e.g.
+``swtpm:host=127.0.0.1,port=2321`` or ``device:/dev/tpmrm0``): read the EK and
+its certificate, create an AK under the EK, answer a MakeCredential
+challenge with TPM2_ActivateCredential, extend PCRs and take quotes.
+
+Invariants:
+- Binaries are looked up only in the injected ``bin_dir``; the child gets a
+  minimal environment (the TCTI and nothing else from the parent).
+- Every failure raises :class:`TpmToolError` with the command, exit code and
+  stderr; a timed-out command is killed.
+- Transient objects and sessions are flushed after each command that loads
+  them, so a TPM without a resource manager does not run out of slots.
+- Files live in the injected ``workdir`` (mode 0700), including ``ak.ctx``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from identity.attestation.errors import TpmToolError
+
+EK_RSA_PERSISTENT_HANDLE = 0x81010001
+EK_RSA_CERT_NV_INDEX = 0x01C00002
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class Tpm2Tools:
+    """A TPM reached through tpm2-tools; one instance per TPM and work directory."""
+
+    def __init__(
+        self,
+        tcti: str,
+        workdir: Path,
+        *,
+        bin_dir: Path = Path("/usr/bin"),
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.tcti = tcti
+        self.workdir = workdir
+        self.bin_dir = bin_dir
+        self.timeout_s = timeout_s
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._ek_ref: str | None = None
+
+    @property
+    def ak_context(self) -> Path:
+        return self.workdir / "ak.ctx"
+
+    def _run(self, tool: str, *args: str) -> bytes:
+        command = [str(self.bin_dir / tool), *args]
+        env = {"TPM2TOOLS_TCTI": self.tcti, "TSS2_LOG": "all+NONE"}
+        try:
+            proc = subprocess.run(
+                command,
+                env=env,
+                cwd=self.workdir,
+                capture_output=True,
+                timeout=self.timeout_s,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise TpmToolError(
+                f"{tool} could not run: {exc}", command=tool, returncode=-1, stderr=str(exc)
+            ) from exc
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode(errors="replace")[-2000:]
+            raise TpmToolError(
+                f"{tool} failed ({proc.returncode}): {stderr.strip()}",
+                command=tool,
+                returncode=proc.returncode,
+                stderr=stderr,
+            )
+        return proc.stdout
+
+    def _flush_transient(self) -> None:
+        self._run("tpm2_flushcontext", "-t")
+
+    def _persistent_handles(self) -> set[int]:
+        out = self._run("tpm2_getcap", "handles-persistent").decode()
+        return {int(line.strip("- \t"), 16) for line in out.splitlines() if line.strip()}
+
+    def _ek(self) -> str:
+        """The EK: the persistent RSA EK if provisioned, else a transient one from the template."""
+        if self._ek_ref is None:
+            if EK_RSA_PERSISTENT_HANDLE in self._persistent_handles():
+                self._ek_ref = hex(EK_RSA_PERSISTENT_HANDLE)
+            else:
+                self._run("tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub")
+                self._flush_transient()
+                self._ek_ref = "ek.ctx"
+        return self._ek_ref
+
+    def ek_public(self) -> bytes:
+        """The EK's TPM2B_PUBLIC."""
+        self._run("tpm2_readpublic", "-c", self._ek(), "-o", "ek.pub", "-f", "tss")
+        self._flush_transient()
+        return (self.workdir / "ek.pub").read_bytes()
+
+    def ek_certificate(self, nv_index: int = EK_RSA_CERT_NV_INDEX) -> bytes | None:
+        """The EK certificate from its NV index, or None where none is provisioned."""
+        listed = self._run("tpm2_getcap", "handles-nv-index").decode()
+        if f"0x{nv_index:x}" not in listed.lower():
+            return None
+        return self._run("tpm2_nvread", f"0x{nv_index:x}")
+
+    def create_ak(self) -> bytes:
+        """Create an ECDSA P-256 / SHA-256 AK under the EK; returns its TPM2B_PUBLIC."""
+        self._run(
+            "tpm2_createak",
+            *("-C", self._ek(), "-c", "ak.ctx", "-G", "ecc", "-g", "sha256", "-s", "ecdsa"),
+            *("-u", "ak.pub", "-n", "ak.name"),
+        )
+        self._flush_transient()
+        return (self.workdir / "ak.pub").read_bytes()
+
+    def activate_credential(self, challenge: bytes) -> bytes:
+        """TPM2_ActivateCredential on a MakeCredential challenge (tpm2-tools file format)."""
+        (self.workdir / "challenge.bin").write_bytes(challenge)
+        self._run("tpm2_startauthsession", "--policy-session", "-S", "session.ctx")
+        try:
+            self._run("tpm2_policysecret", "-S", "session.ctx", "-c", "e")
+            self._run(
+                "tpm2_activatecredential",
+                *("-c", "ak.ctx", "-C", self._ek(), "-i", "challenge.bin"),
+                *("-o", "activated.bin", "-P", "session:session.ctx"),
+            )
+        finally:
+            self._run("tpm2_flushcontext", "-s")
+            self._flush_transient()
+        return (self.workdir / "activated.bin").read_bytes()
+
+    def extend_pcr(self, pcr: int, digest: bytes) -> None:
+        """TPM2_PCR_Extend of one SHA-256 digest into ``pcr``."""
+        if not 0 <= pcr < 24 or len(digest) != 32:
+            raise ValueError("pcr must be 0..23 and digest 32 bytes")
+        self._run("tpm2_pcrextend", f"{pcr}:sha256={digest.hex()}")
+
+    def quote(self, nonce: bytes, pcrs: Sequence[int]) -> tuple[bytes, bytes]:
+        """TPM2_Quote of SHA-256 ``pcrs`` with ``nonce`` as qualifying data.
+
+        Returns (TPMS_ATTEST, TPMT_SIGNATURE) bytes.
+        """
+        if not pcrs or not 0 < len(nonce) <= 64:
+            raise ValueError("quote needs PCRs and a 1..64 byte nonce")
+        selection = "sha256:" + ",".join(str(p) for p in sorted(set(pcrs)))
+        self._run(
+            "tpm2_quote",
+            *("-c", "ak.ctx", "-l", selection, "-q", nonce.hex(), "-g", "sha256"),
+            *("-m", "quote.msg", "-s", "quote.sig"),
+        )
+        self._flush_transient()
+        return (self.workdir / "quote.msg").read_bytes(), (self.workdir / "quote.sig").read_bytes()

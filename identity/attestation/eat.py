@@ -11,7 +11,7 @@ Claims (JWT form; ``cntrust_*`` are private claims of the cntrust profile)::
 ``decode_eat`` runs numbered steps and raises :class:`EatVerificationError`
 (or NonceVerificationError) on the first failure:
 
-1. size and compact-JWS shape (``malformed``)
+1. size and compact-JWS shape, base64url alphabet only (``malformed``)
 2. ``alg`` is EdDSA or ES256 and equals the enrolled key's (``algorithm``);
    ``alg: none`` and HMAC never reach a key
 3. signature by the key enrolled for the claimed node (``signature``)
@@ -59,6 +59,7 @@ REQUIRED_CLAIMS = ("iss", "sub", "aud", "iat", "exp", "eat_nonce", "ueid")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/:+-]{0,127}$")
 _TEXT_RE = re.compile(r"^[A-Za-z0-9 ._/:+()-]{1,128}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+_COMPACT_JWS_RE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _ES256 = ec.ECDSA(hashes.SHA256())
 
 
@@ -198,7 +199,11 @@ def decode_eat(
     from the token. Raises EatVerificationError or NonceVerificationError.
     """
     # 1. size and shape
-    if not isinstance(token, str) or len(token) > MAX_EAT_BYTES or token.count(".") != 2:
+    if (
+        not isinstance(token, str)
+        or len(token) > MAX_EAT_BYTES
+        or not _COMPACT_JWS_RE.fullmatch(token)
+    ):
         raise _refuse("EAT missing, too large, or not a compact JWS", "malformed")
     header_b64, payload_b64, sig_b64 = token.split(".")
     try:

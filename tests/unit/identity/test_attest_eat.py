@@ -221,3 +221,12 @@ def test_make_eat_bounds_lifetime() -> None:
             now=0,
             ttl_s=301,
         )
+
+
+def test_non_base64url_characters_refused(nonces: NonceRegistry, clock: Clock) -> None:
+    key = SigningKey.generate()
+    nonce = nonces.issue(NODE)
+    head, body, sig = _token(key, nonce, clock).split(".")
+    assert _reason(f"{head}.{body}.{sig[:10]}!{sig[10:]}", key, nonce, nonces, clock) == "malformed"
+    assert _reason(f"{head}.{body}.{sig}=", key, nonce, nonces, clock) == "malformed"
+    _decode(f"{head}.{body}.{sig}", key, nonce, nonces, clock)

@@ -88,6 +88,11 @@ MAX_PCR_SELECT_BYTES = 4  # PCR_SELECT_MAX for 32 PCRs
 MAX_PCR_BANKS = 16  # HASH_COUNT bound for TPML_PCR_SELECTION
 
 
+_U16 = struct.Struct(">H").unpack_from
+_U32 = struct.Struct(">I").unpack_from
+_U64 = struct.Struct(">Q").unpack_from
+
+
 class _Reader:
     """Big-endian cursor that raises TpmStructureError instead of reading past the end."""
 
@@ -108,17 +113,24 @@ class _Reader:
         self.pos += n
         return chunk
 
+    def _need(self, n: int) -> int:
+        pos = self.pos
+        if n > len(self.data) - pos:
+            raise self.fail(f"needs {n} bytes, {len(self.data) - pos} left")
+        self.pos = pos + n
+        return pos
+
     def u8(self) -> int:
-        return self.take(1)[0]
+        return self.data[self._need(1)]
 
     def u16(self) -> int:
-        return int(struct.unpack(">H", self.take(2))[0])
+        return int(_U16(self.data, self._need(2))[0])
 
     def u32(self) -> int:
-        return int(struct.unpack(">I", self.take(4))[0])
+        return int(_U32(self.data, self._need(4))[0])
 
     def u64(self) -> int:
-        return int(struct.unpack(">Q", self.take(8))[0])
+        return int(_U64(self.data, self._need(8))[0])
 
     def tpm2b(self, max_size: int, what: str) -> bytes:
         size = self.u16()

@@ -38,8 +38,12 @@ class Tpm2Tools:
         *,
         bin_dir: Path = Path("/usr/bin"),
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        ek_algorithm: str = "rsa",
     ) -> None:
+        if ek_algorithm not in ("rsa", "ecc"):
+            raise ValueError("ek_algorithm must be 'rsa' or 'ecc'")
         self.tcti = tcti
+        self.ek_algorithm = ek_algorithm
         self.workdir = workdir
         self.bin_dir = bin_dir
         self.timeout_s = timeout_s
@@ -84,12 +88,14 @@ class Tpm2Tools:
         return {int(line.strip("- \t"), 16) for line in out.splitlines() if line.strip()}
 
     def _ek(self) -> str:
-        """The EK: the persistent RSA EK if provisioned, else a transient one from the template."""
+        """The EK: the persistent RSA EK if provisioned, else one made from the default
+        template (RSA 2048 or ECC P-256) and kept as a saved context."""
         if self._ek_ref is None:
-            if EK_RSA_PERSISTENT_HANDLE in self._persistent_handles():
+            rsa = self.ek_algorithm == "rsa"
+            if rsa and EK_RSA_PERSISTENT_HANDLE in self._persistent_handles():
                 self._ek_ref = hex(EK_RSA_PERSISTENT_HANDLE)
             else:
-                self._run("tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub")
+                self._run("tpm2_createek", "-c", "ek.ctx", "-G", self.ek_algorithm, "-u", "ek.pub")
                 self._flush_transient()
                 self._ek_ref = "ek.ctx"
         return self._ek_ref

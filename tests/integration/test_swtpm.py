@@ -219,6 +219,22 @@ def test_ek_certificate_from_another_ca_refused(
     assert err.value.reason == "ek_certificate_chain"
 
 
+def test_ecc_ek_enrollment(swtpm: Swtpm) -> None:
+    """MakeCredential to an ECC P-256 EK (KDFe seed) activates in the real TPM."""
+    node = Tpm2Tools(swtpm.tcti, swtpm.root / "ecc-node", bin_dir=BIN_DIR, ek_algorithm="ecc")
+    ek_public = node.ek_public()
+    assert parse_public(ek_public).ecc_curve == 0x0003
+    enrollment = begin_ak_enrollment(
+        ek_public,
+        node.create_ak(),
+        ek_certificate=None,
+        ek_roots=[],
+        now=datetime.now(UTC),
+        require_ek_certificate=False,
+    )
+    enrollment.verify_activation(node.activate_credential(enrollment.challenge.to_tpm2_tools()))
+
+
 def test_credential_for_another_ak_cannot_be_activated(node: Tpm2Tools, enrolled_ak: bytes) -> None:
     ek = parse_public(node.ek_public())
     foreign_name = b"\x00\x0b" + hashlib.sha256(b"an AK in another TPM").digest()

@@ -32,11 +32,11 @@ import hmac
 import secrets
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -242,7 +242,7 @@ def verify_ek_certificate(
     try:
         cert = x509.load_der_x509_certificate(_der_trim(certificate_der))
         cert_key = cert.public_key()
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise CredentialVerificationError(
             f"EK certificate malformed: {exc}", reason="ek_certificate"
         ) from exc
@@ -275,7 +275,7 @@ def verify_ek_certificate(
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 
@@ -295,7 +295,7 @@ class AkEnrollment:
     ak_public: bytes
     ak_name: bytes
     challenge: CredentialChallenge
-    _credential: bytes
+    _credential: bytes = field(repr=False)
 
     def verify_activation(self, activated: bytes) -> None:
         """The node's TPM returned the credential; raises CredentialVerificationError

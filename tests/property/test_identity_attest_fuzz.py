@@ -9,16 +9,23 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from identity import SigningKey
 from identity.attestation import (
+    CredentialVerificationError,
     EatVerificationError,
     EvidenceVerificationError,
     MeasurementLog,
     NonceRegistry,
+    TpmPublic,
     TpmStructureError,
     decode_eat,
     make_eat,
@@ -26,6 +33,7 @@ from identity.attestation import (
     parse_public,
     parse_signature,
     pcr_composite_digest,
+    verify_ek_certificate,
     verify_quote,
 )
 from identity.attestation.tpm_marshal import marshal_quote_attest
@@ -241,3 +249,50 @@ def test_no_mutated_eat_is_accepted(data: st.DataObject) -> None:
     # base64url has padding-free aliases: the last character's unused bits may differ
     head, body, sig = text.split(".")
     assert (head, body) == tuple(token.split(".")[:2]) and sig[:-1] == token.split(".")[2][:-1]
+
+
+def _ek_certificate() -> tuple[bytes, TpmPublic, x509.Certificate]:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "EK CA")])
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=3650))
+        .sign(ca_key, hashes.SHA256())
+    )
+    ek = parse_public(SWTPM_EK_RSA_PUBLIC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(name)
+        .public_key(ek.public_key())
+        .serial_number(2)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=3650))
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.DER), ek, ca
+
+
+EK_CERT, EK, EK_CA = _ek_certificate()
+CERT_NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def test_ek_certificate_fixture_is_accepted() -> None:
+    verify_ek_certificate(EK_CERT, EK, roots=[EK_CA], now=CERT_NOW)
+
+
+@FAST
+@given(mutated(EK_CERT) | st.binary(max_size=300))
+def test_mutated_ek_certificates_only_raise_credential_errors(der: bytes) -> None:
+    try:
+        verify_ek_certificate(der, EK, roots=[EK_CA], now=CERT_NOW)
+    except CredentialVerificationError:
+        return
+    # accepted: only if it is the same certificate (DER padding is trimmed)
+    assert der[: len(EK_CERT)] == EK_CERT

@@ -26,6 +26,13 @@ from identity.attestation.errors import TpmToolError
 EK_RSA_PERSISTENT_HANDLE = 0x81010001
 EK_RSA_CERT_NV_INDEX = 0x01C00002
 DEFAULT_TIMEOUT_S = 30.0
+OWNER_PERSISTENT_FIRST = 0x81000000
+OWNER_PERSISTENT_LAST = 0x817FFFFF
+
+
+def _check_persistent(handle: int) -> None:
+    if not OWNER_PERSISTENT_FIRST <= handle <= OWNER_PERSISTENT_LAST:
+        raise ValueError("persistent AK handle must be in 0x81000000..0x817FFFFF")
 
 
 class Tpm2Tools:
@@ -49,10 +56,7 @@ class Tpm2Tools:
         self.timeout_s = timeout_s
         workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._ek_ref: str | None = None
-
-    @property
-    def ak_context(self) -> Path:
-        return self.workdir / "ak.ctx"
+        self._ak_ref = "ak.ctx"
 
     def _run(self, tool: str, *args: str) -> bytes:
         command = [str(self.bin_dir / tool), *args]
@@ -113,14 +117,32 @@ class Tpm2Tools:
             return None
         return self._run("tpm2_nvread", f"0x{nv_index:x}")
 
-    def create_ak(self) -> bytes:
-        """Create an ECDSA P-256 / SHA-256 AK under the EK; returns its TPM2B_PUBLIC."""
+    def create_ak(self, *, persistent_handle: int | None = None) -> bytes:
+        """Create an ECDSA P-256 / SHA-256 AK under the EK; returns its TPM2B_PUBLIC.
+
+        Without ``persistent_handle`` the AK lives in ``ak.ctx``, a saved context
+        that a TPM reset (reboot) invalidates; with it, the AK is made persistent
+        (TPM2_EvictControl, owner hierarchy) and survives reboots.
+        """
+        if persistent_handle is not None:
+            _check_persistent(persistent_handle)
         self._run(
             "tpm2_createak",
             *("-C", self._ek(), "-c", "ak.ctx", "-G", "ecc", "-g", "sha256", "-s", "ecdsa"),
             *("-u", "ak.pub", "-n", "ak.name"),
         )
         self._flush_transient()
+        if persistent_handle is not None:
+            self._run("tpm2_evictcontrol", "-C", "o", "-c", "ak.ctx", hex(persistent_handle))
+            self._flush_transient()
+            self._ak_ref = hex(persistent_handle)
+        return (self.workdir / "ak.pub").read_bytes()
+
+    def use_persistent_ak(self, handle: int) -> bytes:
+        """Use an AK made persistent earlier (e.g. after a reboot); returns its TPM2B_PUBLIC."""
+        _check_persistent(handle)
+        self._run("tpm2_readpublic", "-c", hex(handle), "-o", "ak.pub", "-f", "tss")
+        self._ak_ref = hex(handle)
         return (self.workdir / "ak.pub").read_bytes()
 
     def activate_credential(self, challenge: bytes) -> bytes:
@@ -131,7 +153,7 @@ class Tpm2Tools:
             self._run("tpm2_policysecret", "-S", "session.ctx", "-c", "e")
             self._run(
                 "tpm2_activatecredential",
-                *("-c", "ak.ctx", "-C", self._ek(), "-i", "challenge.bin"),
+                *("-c", self._ak_ref, "-C", self._ek(), "-i", "challenge.bin"),
                 *("-o", "activated.bin", "-P", "session:session.ctx"),
             )
         finally:
@@ -155,7 +177,7 @@ class Tpm2Tools:
         selection = "sha256:" + ",".join(str(p) for p in sorted(set(pcrs)))
         self._run(
             "tpm2_quote",
-            *("-c", "ak.ctx", "-l", selection, "-q", nonce.hex(), "-g", "sha256"),
+            *("-c", self._ak_ref, "-l", selection, "-q", nonce.hex(), "-g", "sha256"),
             *("-m", "quote.msg", "-s", "quote.sig"),
         )
         self._flush_transient()

@@ -298,3 +298,24 @@ def test_tampered_real_quotes_refused(node: Tpm2Tools, enrolled_ak: bytes, swtpm
             measurement_log=LOG,
         )
     assert err.value.reason == "signature"
+
+
+def test_persistent_ak_survives_a_new_agent_instance(swtpm: Swtpm, enrolled_ak: bytes) -> None:
+    first = Tpm2Tools(swtpm.tcti, swtpm.root / "persistent-node", bin_dir=BIN_DIR)
+    ak_public = first.create_ak(persistent_handle=0x81000100)
+    again = Tpm2Tools(swtpm.tcti, swtpm.root / "persistent-node-restarted", bin_dir=BIN_DIR)
+    assert again.use_persistent_ak(0x81000100) == ak_public
+    nonces = NonceRegistry(time.time)
+    nonce = nonces.issue(NODE)
+    quote, signature = again.quote(nonce, [14, 15])
+    verify_quote(
+        quote,
+        signature,
+        ak_public=ak_public,
+        node_id=NODE,
+        nonce=nonce,
+        nonces=nonces,
+        measurement_log=LOG,
+    )
+    with pytest.raises(ValueError):
+        again.use_persistent_ak(0x81800000)

@@ -58,7 +58,8 @@ class Agent:
         self.heartbeat_s = 2.0
         self.telemetry = Telemetry("cntrust-agent")
         self._stop = asyncio.Event()
-        slots = config.slots or max(1, int(config.cpu_cores))
+        # the scheduler places within the node's capacity; slots only bound the agent itself
+        slots = config.slots or 64
         self._slots = asyncio.Semaphore(slots)
         self._free = slots
         self._tasks: set[asyncio.Task[None]] = set()

@@ -329,6 +329,13 @@ def create_app(service: Service) -> FastAPI:
             ) as span:
                 span.set_attribute("cntrust.state", task.state.value)
             outcomes.append(ReportOutcome(task_id=task.id, accepted=True, state=task.state.value))
+        if any(o.accepted for o in outcomes):
+            # capacity was released: place waiting work now rather than at the next pass
+            placed = await service.write(
+                lambda s: store.place_pending(s, service.clock(), service.pipeline, limit=128)
+            )
+            for transition in placed:
+                notifier.wake(transition.node_id)
         if len(outcomes) == 1 and not outcomes[0].accepted and outcomes[0].problem:
             p = outcomes[0].problem
             if p["status"] == 409:

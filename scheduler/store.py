@@ -30,6 +30,10 @@ from scheduler.models import (
 from scheduler.placement import NodeView, PlacementPipeline, PlacementResult, TaskRequest
 
 
+_NODES_KEY = "cntrust.online_nodes"
+_PLACE_CHUNK = 16
+
+
 @dataclass(frozen=True)
 class Transition:
     task_id: str
@@ -125,9 +129,20 @@ def task_request(task: Task) -> TaskRequest:
 
 
 def online_nodes(session: Session) -> list[Node]:
-    return list(
-        session.exec(select(Node).where(Node.status == NodeStatus.ONLINE).order_by(col(Node.id)))
-    )
+    """Online nodes, loaded once per transaction (the committer's batch) and then reused."""
+    cached = session.info.get(_NODES_KEY)
+    if cached is None:
+        cached = list(
+            session.exec(
+                select(Node).where(Node.status == NodeStatus.ONLINE).order_by(col(Node.id))
+            )
+        )
+        session.info[_NODES_KEY] = cached
+    return [n for n in cached if n.status == NodeStatus.ONLINE]
+
+
+def _forget_nodes(session: Session) -> None:
+    session.info.pop(_NODES_KEY, None)
 
 
 def try_place(
@@ -256,6 +271,7 @@ def requeue(session: Session, task: Task, now: float, reason: str) -> None:
 
 
 def register_node(session: Session, node: Node) -> Node:
+    _forget_nodes(session)
     existing = session.get(Node, node.id)
     if existing is None:
         session.add(node)
@@ -278,6 +294,7 @@ def heartbeat(
     node.last_heartbeat = now
     if node.status == NodeStatus.OFFLINE:
         node.status = NodeStatus.ONLINE
+        _forget_nodes(session)
     session.add(node)
     held = set(running)
     requeued = []
@@ -314,23 +331,36 @@ def expire_nodes(session: Session, now: float, timeout_s: float) -> list[str]:
 def place_pending(
     session: Session, now: float, pipeline: PlacementPipeline, limit: int = 500
 ) -> list[Transition]:
-    """Try to place admitted tasks, oldest first."""
-    pending = list(
-        session.exec(
-            select(Task)
-            .where(Task.state == TaskState.ADMITTED)
-            .order_by(col(Task.submitted_at))
-            .limit(limit)
-        )
-    )
-    if not pending:
-        return []
+    """Try to place admitted tasks, oldest first, in chunks.
+
+    Stops early when no node has free CPU, or when a whole chunk placed nothing
+    (the cluster is full for this kind of work), so a long backlog costs little.
+    """
     nodes = online_nodes(session)
-    placed = []
-    for task in pending:
-        result = try_place(session, task, now, pipeline, nodes)
-        if result.node_id is not None:
-            placed.append(Transition(task.id, result.node_id, TaskState.PLACED))
+    placed: list[Transition] = []
+    offset = 0
+    while offset < limit:
+        if not any(n.cpu_cores - n.cpu_used > 1e-9 for n in nodes):
+            break
+        chunk = list(
+            session.exec(
+                select(Task)
+                .where(Task.state == TaskState.ADMITTED)
+                .order_by(col(Task.submitted_at))
+                .offset(offset)
+                .limit(_PLACE_CHUNK)
+            )
+        )
+        placed_in_chunk = 0
+        for task in chunk:
+            result = try_place(session, task, now, pipeline, nodes)
+            if result.node_id is not None:
+                placed.append(Transition(task.id, result.node_id, TaskState.PLACED))
+                placed_in_chunk += 1
+        if len(chunk) < _PLACE_CHUNK or placed_in_chunk == 0:
+            break
+        session.flush()
+        offset += len(chunk) - placed_in_chunk  # placed ones left the ADMITTED set
     return placed
 
 
@@ -350,4 +380,5 @@ def set_node_status(session: Session, node_id: str, status: NodeStatus, now: flo
         raise InvalidRequest(f"node {node_id} is already cordoned")
     node.status = status
     session.add(node)
+    _forget_nodes(session)
     return node

@@ -1,0 +1,124 @@
+"""End-to-end task throughput: submit -> succeeded with local agents running `true`.
+
+Starts a real `cntrust up` (API + N agent processes) on a fresh data dir, then a
+load generator in this process submits tasks with several concurrent clients,
+records each submit's latency, and waits until every task has succeeded.
+
+    python benchmarks/e2e_tasks.py --tasks 3000 --concurrency 16
+
+Prints tasks/s end to end and submit latency p50/p99 (JSON with --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.integration.deploy import UpProcess  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(tasks: int, concurrency: int, nodes: int, env: dict[str, str]) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="cntrust-bench-") as tmp:
+        dep = UpProcess(Path(tmp) / "data", nodes=nodes, env=env).start()
+        try:
+            admin = {"Authorization": f"Bearer {dep.admin_token()}"}
+            httpx.post(dep.url + "/v1/tenants", json={"name": "bench"}, headers=admin)
+            deadline = time.monotonic() + 60
+            while True:
+                listed = httpx.get(dep.url + "/v1/nodes", headers=admin).json()
+                if sum(n["status"] == "online" for n in listed) >= nodes:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("agents did not come online")
+                time.sleep(0.1)
+            token = dep.token("tenant", "bench", ttl_s=3600)
+            latencies: list[float] = []
+            errors = 0
+            lock = threading.Lock()
+            per_worker = tasks // concurrency
+
+            def worker() -> None:
+                nonlocal errors
+                headers = {"Authorization": f"Bearer {token}"}
+                with httpx.Client(base_url=dep.url, headers=headers, timeout=30) as client:
+                    for _ in range(per_worker):
+                        t0 = time.perf_counter()
+                        resp = client.post("/v1/tasks", json={"command": ["true"]})
+                        dt = time.perf_counter() - t0
+                        with lock:
+                            if resp.status_code == 201:
+                                latencies.append(dt)
+                            else:
+                                errors += 1
+
+            start = time.perf_counter()
+            threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            submitted = time.perf_counter()
+            total = per_worker * concurrency
+            while True:
+                stats = httpx.get(dep.url + "/v1/stats", headers=admin).json()["tasks_by_state"]
+                finished = stats.get("succeeded", 0) + stats.get("failed", 0)
+                if finished >= total - errors:
+                    break
+                if time.perf_counter() - start > 600:
+                    raise RuntimeError(f"timed out with {stats}")
+                time.sleep(0.05)
+            end = time.perf_counter()
+            return {
+                "tasks": total,
+                "errors": errors,
+                "failed": stats.get("failed", 0),
+                "concurrency": concurrency,
+                "nodes": nodes,
+                "tasks_per_s_end_to_end": round(total / (end - start), 1),
+                "submits_per_s": round(total / (submitted - start), 1),
+                "submit_p50_ms": round(statistics.median(latencies) * 1000, 2),
+                "submit_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+                "database": "postgresql" if env.get("CNTRUST_DATABASE_URL") else "sqlite",
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                f"Python {platform.python_version()}",
+            }
+        finally:
+            dep.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    env = {"CNTRUST_DATABASE_URL": args.database_url} if args.database_url else {}
+    result = run(args.tasks, args.concurrency, args.nodes, env)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value}")
+
+
+if __name__ == "__main__":
+    main()

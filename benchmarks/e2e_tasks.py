@@ -26,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.deploy import UpProcess  # noqa: E402
+from tests.integration.deploy import UpProcess
 
 
 def percentile(values: list[float], q: float) -> float:

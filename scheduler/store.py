@@ -29,7 +29,6 @@ from scheduler.models import (
 )
 from scheduler.placement import NodeView, PlacementPipeline, PlacementResult, TaskRequest
 
-
 _NODES_KEY = "cntrust.online_nodes"
 _PLACE_CHUNK = 16
 

@@ -29,6 +29,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.integration.deploy import UpProcess
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of a process (from /proc), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -68,6 +85,9 @@ def run(tasks: int, concurrency: int, nodes: int, env: dict[str, str]) -> dict[s
                             else:
                                 errors += 1
 
+            assert dep.proc is not None
+            agent_pids = children(dep.proc.pid)
+            cpu0 = cpu_seconds(dep.proc.pid), sum(cpu_seconds(p) for p in agent_pids)
             start = time.perf_counter()
             threads = [threading.Thread(target=worker) for _ in range(concurrency)]
             for t in threads:
@@ -85,6 +105,7 @@ def run(tasks: int, concurrency: int, nodes: int, env: dict[str, str]) -> dict[s
                     raise RuntimeError(f"timed out with {stats}")
                 time.sleep(0.05)
             end = time.perf_counter()
+            cpu1 = cpu_seconds(dep.proc.pid), sum(cpu_seconds(p) for p in agent_pids)
             return {
                 "tasks": total,
                 "errors": errors,
@@ -95,6 +116,8 @@ def run(tasks: int, concurrency: int, nodes: int, env: dict[str, str]) -> dict[s
                 "submits_per_s": round(total / (submitted - start), 1),
                 "submit_p50_ms": round(statistics.median(latencies) * 1000, 2),
                 "submit_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+                "server_cpu_ms_per_task": round((cpu1[0] - cpu0[0]) / total * 1000, 2),
+                "agents_cpu_ms_per_task": round((cpu1[1] - cpu0[1]) / total * 1000, 2),
                 "database": "postgresql" if env.get("CNTRUST_DATABASE_URL") else "sqlite",
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                 f"Python {platform.python_version()}",

@@ -8,9 +8,10 @@ A single :class:`Committer` thread owns every write. Callers hand it an
 operation (a function of a session) and wait for the result; the committer
 runs every operation that is waiting in one transaction and commits once, so
 one fsync acknowledges many writes (a raw fsync manages ~260/s here). The
-session does not autoflush; it flushes after each operation, so an operation
-sees the writes of the operations before it in the batch. An operation that
-raises is rolled back alone: the batch is retried one by one.
+session autoflushes before each query, so an operation sees the writes of the
+operations before it in the batch, and inserts that no query separates go out
+together. An operation that raises (or whose flush fails) is rolled back
+alone: the batch is retried one by one.
 No caller is answered before the commit that holds its write returned.
 """
 
@@ -124,10 +125,9 @@ class Committer:
     def _execute(self, batch: list[_Pending]) -> None:
         results: list[tuple[_Pending, Any]] = []
         try:
-            with Session(self._engine, expire_on_commit=False, autoflush=False) as session:
+            with Session(self._engine, expire_on_commit=False) as session:
                 for pending in batch:
                     results.append((pending, pending.op(session)))
-                    session.flush()  # one flush per operation: its errors stay its own
                 session.commit()
         except Exception:
             if len(batch) == 1:
@@ -150,7 +150,7 @@ class Committer:
     def _fail(self, pending: _Pending) -> None:
         for attempt in range(3):
             try:
-                with Session(self._engine, expire_on_commit=False, autoflush=False) as session:
+                with Session(self._engine, expire_on_commit=False) as session:
                     result = pending.op(session)
                     session.commit()
                 pending.future.set_result(result)

@@ -41,13 +41,42 @@ class RunResult:
     finished_at: float
 
 
-def _limits(spec: TaskSpec) -> None:  # runs in the child between fork and exec
+PRLIMIT = shutil.which("prlimit")
+
+
+def _limit_values(spec: TaskSpec) -> dict[int, int]:
     cpu_s = max(1, math.ceil(spec.timeout_s * max(spec.cpu, 1.0)) + 1)
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
-    mem = max(spec.memory_mb, 16) * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (OUTPUT_LIMIT_BYTES, OUTPUT_LIMIT_BYTES))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return {
+        resource.RLIMIT_CPU: cpu_s,
+        resource.RLIMIT_AS: max(spec.memory_mb, 16) * 1024 * 1024,
+        resource.RLIMIT_FSIZE: OUTPUT_LIMIT_BYTES,
+        resource.RLIMIT_CORE: 0,
+    }
+
+
+_PRLIMIT_FLAGS = {
+    resource.RLIMIT_CPU: "--cpu",
+    resource.RLIMIT_AS: "--as",
+    resource.RLIMIT_FSIZE: "--fsize",
+    resource.RLIMIT_CORE: "--core",
+}
+
+
+def _limits(spec: TaskSpec) -> None:  # runs in the child between fork and exec
+    for which, value in _limit_values(spec).items():
+        resource.setrlimit(which, (value, value))
+
+
+def _command(spec: TaskSpec) -> tuple[list[str], bool]:
+    """The command to exec, and whether rlimits still need a preexec hook.
+
+    util-linux ``prlimit`` sets the limits and execs the task, which lets
+    Python spawn with vfork instead of forking the whole agent (~3x faster).
+    """
+    if PRLIMIT is None:
+        return spec.command, True
+    flags = [f"{_PRLIMIT_FLAGS[k]}={v}" for k, v in _limit_values(spec).items()]
+    return [PRLIMIT, *flags, "--", *spec.command], False
 
 
 def run_task(spec: TaskSpec, scratch_root: Path, *, keep_scratch: bool = False) -> RunResult:
@@ -66,16 +95,19 @@ def run_task(spec: TaskSpec, scratch_root: Path, *, keep_scratch: bool = False) 
     error: str | None = None
     rusage: resource.struct_rusage | None = None
     with open(out_path, "wb") as out:
+        command, needs_hook = _command(spec)
         try:
+            if shutil.which(spec.command[0], path=env["PATH"]) is None:
+                raise FileNotFoundError(2, "no such executable", spec.command[0])
             proc = subprocess.Popen(
-                spec.command,
+                command,
                 cwd=scratch,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=lambda: _limits(spec),
+                preexec_fn=(lambda: _limits(spec)) if needs_hook else None,
                 close_fds=True,
             )
         except (OSError, ValueError) as exc:

@@ -358,7 +358,6 @@ def place_pending(
                 placed_in_chunk += 1
         if len(chunk) < _PLACE_CHUNK or placed_in_chunk == 0:
             break
-        session.flush()
         offset += len(chunk) - placed_in_chunk  # placed ones left the ADMITTED set
     return placed
 

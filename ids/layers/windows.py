@@ -3,7 +3,8 @@
 A `WindowedTable` maps a key to a state object that lives for one window: the window
 starts at the key's first event (as Suricata's thresholds do, not sliding) and a new one
 starts at the first event after `window_s` has passed. The table holds at most `max_keys`
-keys; when full, the least recently touched key is evicted (and counted).
+keys; when full, the least recently touched key is evicted (and counted). `on_drop`, when
+given, sees every state that leaves the table (window over, or evicted).
 
 Invariants:
 - Memory is bounded by `max_keys` states; each state bounds its own sets (`CappedSet`).
@@ -69,12 +70,19 @@ class CappedSet(Generic[T]):
 class WindowedTable(Generic[K, S]):
     """Per-key window state with LRU eviction at `max_keys`."""
 
-    def __init__(self, window_s: float, max_keys: int, factory: Callable[[float], S]) -> None:
+    def __init__(
+        self,
+        window_s: float,
+        max_keys: int,
+        factory: Callable[[float], S],
+        on_drop: Callable[[K, S], None] | None = None,
+    ) -> None:
         require_positive("window_s", window_s)
         require_positive("max_keys", max_keys)
         self.window_s = window_s
         self.max_keys = int(max_keys)
         self._factory = factory
+        self._on_drop = on_drop
         self._data: OrderedDict[K, tuple[float, S]] = OrderedDict()
         self.evicted = 0
 
@@ -84,12 +92,16 @@ class WindowedTable(Generic[K, S]):
         if entry is not None and ts - entry[0] <= self.window_s:
             self._data.move_to_end(key)
             return entry[1], False
+        if entry is not None and self._on_drop is not None:
+            self._on_drop(key, entry[1])
         state = self._factory(ts)
         self._data[key] = (ts, state)
         self._data.move_to_end(key)
         while len(self._data) > self.max_keys:
-            self._data.popitem(last=False)
+            old_key, (_start, old_state) = self._data.popitem(last=False)
             self.evicted += 1
+            if self._on_drop is not None:
+                self._on_drop(old_key, old_state)
         return state, True
 
     def peek(self, key: K) -> S | None:

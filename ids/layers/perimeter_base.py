@@ -24,11 +24,9 @@ class PerimeterDetector(Protocol):
 
     def observe(self, pkt: PacketSummary) -> list[dict[str, Any]]:
         """Alerts caused by this packet (usually none)."""
-        ...
 
     def tracked_keys(self) -> int:
         """How many keys the detector holds state for now (bounded by its config)."""
-        ...
 
 
 def perimeter_alert(

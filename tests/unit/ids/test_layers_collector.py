@@ -16,14 +16,17 @@ from ids.layers.collector import parse_proc_net, parse_stat
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
-TCP_TEXT = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+TCP_TEXT = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when ... inode
    0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 12345 1 0
    1: 0100007F:1F91 0200007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 12346 1 0
    garbage line
 """
-TCP6_TEXT = """  sl  local_address                         remote_address                        st
-   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1000 0 777 1
-"""
+TCP6_TEXT = (
+    "  sl  local_address remote_address st\n"
+    "   0: 00000000000000000000000001000000:1F90 "
+    "00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000"
+    "  1000 0 777 1\n"
+)
 UDP_TEXT = """  sl  local_address rem_address   st
    0: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 555 2
    1: 00000000:0036 0100007F:0035 07 00000000:00000000 00:00000000 00000000     0        0 556 2
@@ -117,10 +120,15 @@ def test_collect_from_a_fake_proc_tree(tmp_path: Path) -> None:
     os.symlink("socket:[12345]", proc / "fd" / "3")
     collector = ProcCollector(clock_ms=lambda: 5, proc_root=tmp_path, clk_tck=100, page_size=4096)
     rec = collector.collect(
-        node_id="n", node_ip="10.0.0.1", seq=1,
+        node_id="n",
+        node_ip="10.0.0.1",
+        seq=1,
         tasks=[TaskSpec("t", "running", "/scratch", (4242,), allowed_ports=(8080,))],
     )
-    assert [(s.proto, s.port, s.pid) for s in rec.listening] == [("tcp", 8080, 4242), ("udp", 53, 0)]
+    assert [(s.proto, s.port, s.pid) for s in rec.listening] == [
+        ("tcp", 8080, 4242),
+        ("udp", 53, 0),
+    ]
     assert rec.processes[0].cpu_ms == 2000 and rec.processes[0].rss_bytes == 250 * 4096
     alerts = detect_element(rec)
     assert [(a["cntrust"]["detection"], a["dest_port"]) for a in alerts] == [

@@ -27,7 +27,9 @@ communityid = pytest.importorskip("communityid", reason="communityid package not
         (1, "10.0.0.1", "10.0.0.2", 3, 1),
     ],
 )
-def test_community_id_matches_reference(proto: int, src: str, dst: str, sport: int, dport: int) -> None:
+def test_community_id_matches_reference(
+    proto: int, src: str, dst: str, sport: int, dport: int
+) -> None:
     cid = communityid.CommunityID()
     tpl = communityid.FlowTuple(proto, src, dst, sport, dport)
     assert community_id(proto, src, dst, sport, dport) == cid.calc(tpl)
@@ -72,7 +74,13 @@ def test_make_alert_has_suricata_shape() -> None:
     assert alert["proto"] == "TCP"
     assert alert["community_id"].startswith("1:")
     assert set(alert["alert"]) == {
-        "action", "gid", "signature_id", "rev", "signature", "category", "severity"
+        "action",
+        "gid",
+        "signature_id",
+        "rev",
+        "signature",
+        "category",
+        "severity",
     }
     assert alert["cntrust"] == {
         "layer": "perimeter",

@@ -31,10 +31,18 @@ MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
 
 
 def test_tcp_syn_over_ipv4() -> None:
-    frame = bytes(Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1234, dport=80, flags="S"))
+    frame = bytes(
+        Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1234, dport=80, flags="S")
+    )
     pkt = decode_frame(1.5, frame)
     assert pkt is not None
-    assert (pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto) == ("10.0.0.1", "10.0.0.2", 1234, 80, 6)
+    assert (pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto) == (
+        "10.0.0.1",
+        "10.0.0.2",
+        1234,
+        80,
+        6,
+    )
     assert pkt.tcp_flags & TCP_SYN and pkt.is_syn and not pkt.is_handshake_ack
     assert pkt.payload_len == 0
 
@@ -71,7 +79,9 @@ def test_raw_ip_link_type() -> None:
 def test_non_ip_and_later_fragments_decode_to_none() -> None:
     arp = bytes(Ether(**MACS, type=0x0806) / Raw(b"\x00" * 28))
     assert decode_frame(0.0, arp) is None
-    frag = bytes(Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2", frag=10, proto=6) / Raw(b"x" * 20))
+    frag = bytes(
+        Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2", frag=10, proto=6) / Raw(b"x" * 20)
+    )
     assert decode_frame(0.0, frag) is None
 
 
@@ -97,7 +107,10 @@ def test_bogus_header_lengths_raise_decode_error() -> None:
 
 def test_dns_name_errors() -> None:
     header = struct.pack("!HHHHHH", 1, 0x0100, 1, 0, 0, 0)
-    assert parse_dns_qname(header + b"\x03www\x07example\x03com\x00\x00\x01\x00\x01") == "www.example.com"
+    assert (
+        parse_dns_qname(header + b"\x03www\x07example\x03com\x00\x00\x01\x00\x01")
+        == "www.example.com"
+    )
     with pytest.raises(PacketDecodeError):
         parse_dns_qname(header + b"\x3fabc")
     with pytest.raises(PacketDecodeError):

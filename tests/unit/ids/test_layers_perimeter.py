@@ -50,7 +50,9 @@ def run(detector: object, packets: list[PacketSummary]) -> list[dict]:
 
 def test_syn_scan_fires_once_with_reasons() -> None:
     det = SynScanDetector(SynScanConfig(window_s=10, min_distinct_targets=25))
-    alerts = run(det, [syn(T0 + i * 0.01, "203.0.113.5", "10.0.0.80", 1000 + i) for i in range(200)])
+    alerts = run(
+        det, [syn(T0 + i * 0.01, "203.0.113.5", "10.0.0.80", 1000 + i) for i in range(200)]
+    )
     assert len(alerts) == 1
     a = alerts[0]
     assert a["cntrust"]["detection"] == "ids.perimeter.syn_scan"
@@ -113,7 +115,9 @@ def test_distributed_scan_ignores_clients_that_complete_handshakes() -> None:
 def test_syn_flood_spoofed_half_open() -> None:
     det = SynFloodDetector(SynFloodConfig())
     pkts = [
-        syn(T0 + i * 0.001, f"100.{64 + i % 60}.{i % 250}.{i % 200 + 1}", "10.0.0.80", 443, 1024 + i)
+        syn(
+            T0 + i * 0.001, f"100.{64 + i % 60}.{i % 250}.{i % 200 + 1}", "10.0.0.80", 443, 1024 + i
+        )
         for i in range(2000)
     ]
     alerts = run(det, pkts)
@@ -143,7 +147,9 @@ def test_syn_flood_from_one_source_is_not_spoofed_flood() -> None:
 def test_udp_flood() -> None:
     det = UdpFloodDetector(UdpFloodConfig(window_s=1, min_packets=1000))
     pkts = [
-        PacketSummary(T0 + i * 0.0005, f"203.0.113.{i % 8}", "10.0.0.12", 1000, i % 60000, 17, 0, 256)
+        PacketSummary(
+            T0 + i * 0.0005, f"203.0.113.{i % 8}", "10.0.0.12", 1000, i % 60000, 17, 0, 256
+        )
         for i in range(3000)
     ]
     alerts = run(det, pkts)
@@ -151,7 +157,9 @@ def test_udp_flood() -> None:
     assert alerts[0]["proto"] == "UDP"
     assert "packets=1000 >= min_packets=1000" in alerts[0]["cntrust"]["reasons"][0]
     slow = UdpFloodDetector(UdpFloodConfig(window_s=1, min_packets=1000))
-    trickle = [PacketSummary(T0 + i * 0.01, "203.0.113.1", "10.0.0.12", 1, 2, 17) for i in range(900)]
+    trickle = [
+        PacketSummary(T0 + i * 0.01, "203.0.113.1", "10.0.0.12", 1, 2, 17) for i in range(900)
+    ]
     assert run(slow, trickle) == []
 
 
@@ -197,13 +205,20 @@ def test_brute_force_on_api_port() -> None:
     assert len(alerts) == 1
     assert "connections=20 >= min_connections=20" in alerts[0]["cntrust"]["reasons"][0]
     other_port = BruteForceDetector(BruteForceConfig())
-    assert run(other_port, [syn(T0 + i, "203.0.113.90", "10.0.0.10", 25, 45000 + i) for i in range(60)]) == []
+    assert (
+        run(
+            other_port, [syn(T0 + i, "203.0.113.90", "10.0.0.10", 25, 45000 + i) for i in range(60)]
+        )
+        == []
+    )
 
 
 def test_lateral_movement_between_nodes() -> None:
     inventory = {"10.0.0.11": "node-01", "10.0.0.12": "node-02"}
     det = LateralMovementDetector(LateralMovementConfig(node_ips=inventory))
-    alerts = run(det, [syn(T0, "10.0.0.11", "10.0.0.12", 22), syn(T0 + 1, "10.0.0.11", "10.0.0.12", 22)])
+    alerts = run(
+        det, [syn(T0, "10.0.0.11", "10.0.0.12", 22), syn(T0 + 1, "10.0.0.11", "10.0.0.12", 22)]
+    )
     assert len(alerts) == 1
     a = alerts[0]
     assert a["cntrust"]["node_id"] == "node-02"
@@ -239,7 +254,9 @@ def test_sensor_tags_node_ids_and_accepts_flows() -> None:
     sensor = PerimeterSensor(PerimeterConfig(node_ips={"10.0.0.10": "scheduler-node"}))
     alerts: list[dict] = []
     for i in range(25):
-        flow = FlowRecord(T0 + i, T0 + i + 0.1, "203.0.113.90", "10.0.0.10", 45000 + i, 8443, 6, True)
+        flow = FlowRecord(
+            T0 + i, T0 + i + 0.1, "203.0.113.90", "10.0.0.10", 45000 + i, 8443, 6, True
+        )
         alerts.extend(sensor.observe_flow(flow))
     assert [a["cntrust"]["detection"] for a in alerts] == ["ids.perimeter.brute_force"]
     assert alerts[0]["cntrust"]["node_id"] == "scheduler-node"
@@ -255,7 +272,10 @@ def test_sensor_tags_node_ids_and_accepts_flows() -> None:
 
 
 def test_sensor_is_deterministic() -> None:
-    pkts = [syn(T0 + i * 0.001, f"100.64.{i % 250}.{i % 99 + 1}", "10.0.0.80", 443, i) for i in range(1200)]
+    pkts = [
+        syn(T0 + i * 0.001, f"100.64.{i % 250}.{i % 99 + 1}", "10.0.0.80", 443, i)
+        for i in range(1200)
+    ]
     first = PerimeterSensor().observe_all(pkts)
     second = PerimeterSensor().observe_all(pkts)
     assert first == second and first

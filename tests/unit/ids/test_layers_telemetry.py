@@ -45,8 +45,19 @@ def full_record(**kw: object) -> TelemetryRecord:
         listening=(ListeningSocket("tcp", "0.0.0.0", 7443, 1234, 99),),
         processes=(ProcessSample(4242, 1, "worker", "task-1", 1500, 10_000_000),),
         tasks=(
-            TaskUsage("task-1", "running", "/var/lib/cntrust/scratch/task-1", 1000,
-                      1 << 30, 60_000, 30_000, 1 << 20, 512, (4242,), (8080,)),
+            TaskUsage(
+                "task-1",
+                "running",
+                "/var/lib/cntrust/scratch/task-1",
+                1000,
+                1 << 30,
+                60_000,
+                30_000,
+                1 << 20,
+                512,
+                (4242,),
+                (8080,),
+            ),
         ),
         file_writes=(FileWrite("task-1", 4242, "/var/lib/cntrust/scratch/task-1/out.bin"),),
         auth_failures=(AuthFailure(1_767_225_599_000, "203.0.113.9", "admin", "bad password"),),
@@ -68,14 +79,24 @@ def test_sign_encode_parse_verify_round_trip() -> None:
     wire = encode_signed_telemetry(signed)
     parsed = parse_signed_telemetry(wire)
     assert parsed == signed
-    verify_telemetry(parsed, KEY.public_key(), expected_node_id="node-01", last_seq=6,
-                     now_ms=1_767_225_601_000, max_age_ms=5_000)
+    verify_telemetry(
+        parsed,
+        KEY.public_key(),
+        expected_node_id="node-01",
+        last_seq=6,
+        now_ms=1_767_225_601_000,
+        max_age_ms=5_000,
+    )
 
 
 def test_signature_is_deterministic_and_covers_every_field() -> None:
-    assert sign_telemetry(full_record(), KEY).signature == sign_telemetry(full_record(), KEY).signature
+    assert (
+        sign_telemetry(full_record(), KEY).signature == sign_telemetry(full_record(), KEY).signature
+    )
     signed = sign_telemetry(full_record(), KEY)
-    tampered = dataclasses.replace(signed, record=full_record(measurement_digest="sha256:" + "b" * 64))
+    tampered = dataclasses.replace(
+        signed, record=full_record(measurement_digest="sha256:" + "b" * 64)
+    )
     with pytest.raises(TelemetryVerificationError) as err:
         verify_telemetry(tampered, KEY.public_key())
     assert err.value.step == "signature"
@@ -95,7 +116,9 @@ def test_step1_rejects_other_algorithms_and_key_types() -> None:
 def test_step2_signature_length() -> None:
     signed = sign_telemetry(full_record(), KEY)
     with pytest.raises(TelemetryVerificationError) as err:
-        verify_telemetry(dataclasses.replace(signed, signature=signed.signature[:63]), KEY.public_key())
+        verify_telemetry(
+            dataclasses.replace(signed, signature=signed.signature[:63]), KEY.public_key()
+        )
     assert err.value.step == "signature_length" and err.value.calculated == 63
 
 

@@ -88,11 +88,17 @@ def eve_timestamp(ts: float) -> str:
 
 
 def parse_eve_timestamp(value: str) -> float:
-    """Parse an EVE timestamp back to epoch seconds; raises `AlertFormatError`."""
+    """Parse an EVE timestamp (ISO 8601 with a UTC offset) back to epoch seconds.
+
+    Raises `AlertFormatError` for anything else, including a time without an offset.
+    """
     try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+        parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError) as exc:
         raise AlertFormatError("timestamp", f"not an EVE timestamp: {value!r}") from exc
+    if parsed.tzinfo is None:
+        raise AlertFormatError("timestamp", f"timestamp without UTC offset: {value!r}")
+    return parsed.timestamp()
 
 
 def make_alert(

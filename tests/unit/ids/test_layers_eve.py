@@ -118,3 +118,9 @@ def test_write_eve_lines_one_json_object_per_line() -> None:
     lines = out.getvalue().splitlines()
     assert n == 2 and len(lines) == 2
     assert [json.loads(line)["dest_port"] for line in lines] == [443, 80]
+
+
+def test_timestamp_without_offset_rejected() -> None:
+    with pytest.raises(AlertFormatError):
+        parse_eve_timestamp("2026-01-01T00:00:00.000000")
+    assert parse_eve_timestamp("2026-01-01T00:00:00.000000+0000") == 1_767_225_600.0

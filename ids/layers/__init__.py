@@ -5,7 +5,8 @@
 - element: per-node detections over signed telemetry (`detect_element`,
   `sign_telemetry` / `verify_telemetry`, `ProcCollector` reading /proc);
 - whole network: `Correlator` grouping alerts and enrollments into `Incident` objects;
-- handling: aggregation, suppression, triage, filters, EVE export, `decide_response`.
+- handling: aggregation, suppression, triage, filters, inventory enrichment, EVE export,
+  `decide_response`.
 
 Everything speaks Suricata EVE alert dicts with a ``cntrust`` object {layer, node_id,
 detection, reasons}. Plain library code: no web stack, no database, no clock reads.
@@ -22,6 +23,7 @@ from ids.layers.correlator import (
     Incident,
 )
 from ids.layers.element import ElementConfig, detect_element
+from ids.layers.enrichment import Inventory, NodeInfo, enrich_alert
 from ids.layers.errors import (
     AlertFormatError,
     InvalidTriageTransitionError,
@@ -95,10 +97,12 @@ __all__ = [
     "FlowRecord",
     "Incident",
     "InvalidTriageTransitionError",
+    "Inventory",
     "LateralMovementConfig",
     "LayersConfigError",
     "LayersError",
     "ListeningSocket",
+    "NodeInfo",
     "PacketDecodeError",
     "PacketSummary",
     "PcapFormatError",
@@ -134,6 +138,7 @@ __all__ = [
     "detect_element",
     "detection_of",
     "encode_signed_telemetry",
+    "enrich_alert",
     "filter_alerts",
     "group_by_source",
     "make_alert",

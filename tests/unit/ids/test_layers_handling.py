@@ -241,3 +241,32 @@ def test_export_eve_lines_round_trip() -> None:
     out = io.StringIO()
     assert write_eve_lines(alerts, out) == 5
     assert [json.loads(line) for line in out.getvalue().splitlines()] == alerts
+
+
+def test_enrichment_from_inventory() -> None:
+    from ids.layers import Inventory, NodeInfo, enrich_alert
+
+    inv = Inventory(
+        [
+            NodeInfo("node-01", "op-a", "eu-west", "active", ("10.0.0.11",)),
+            NodeInfo("node-02", "op-b", "ap-east", "quarantined", ("10.0.0.12", "fd00::12")),
+        ]
+    )
+    assert inv.node_ips() == {"10.0.0.11": "node-01", "10.0.0.12": "node-02", "fd00::12": "node-02"}
+    lateral = alert(T0, "10.0.0.11", dst="10.0.0.12")
+    enriched = enrich_alert(lateral, inv)
+    assert enriched["cntrust"]["node_id"] == "node-02"
+    assert enriched["cntrust"]["node"] == {
+        "node_id": "node-02",
+        "operator_id": "op-b",
+        "region": "ap-east",
+        "status": "quarantined",
+    }
+    assert enriched["cntrust"]["src_node"]["operator_id"] == "op-a"
+    assert "node" not in lateral["cntrust"] and lateral["cntrust"]["node_id"] is None
+    outside = enrich_alert(alert(T0, "203.0.113.1", dst="192.0.2.1"), inv)
+    assert "node" not in outside["cntrust"] and "src_node" not in outside["cntrust"]
+    with pytest.raises(LayersConfigError):
+        Inventory(
+            [NodeInfo("a", "o", "r", "s", ("1.1.1.1",)), NodeInfo("b", "o", "r", "s", ("1.1.1.1",))]
+        )

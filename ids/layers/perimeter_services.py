@@ -99,6 +99,8 @@ class DnsTunnelDetector:
         """Whether one subdomain part looks like encoded data, and its entropy."""
         cfg = self.config
         compact = subdomain.replace(".", "")[:255]
+        if len(compact) < min(cfg.entropy_min_len, cfg.long_subdomain_len):
+            return False, 0.0  # too short to carry data; entropy not computed
         entropy = shannon_entropy(compact)
         if len(compact) >= cfg.long_subdomain_len:
             return True, entropy

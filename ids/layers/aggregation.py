@@ -7,11 +7,13 @@ node_id) -- right for spoofed floods, whose sources are all different; ``by_rule
 (signature_id, node_id).
 
 An `AggregatedAlert` keeps the first alert as its representative, the count, first/last
-seen, and up to `max_sources` distinct sources. The representative's copy in
-`to_eve()` carries ``cntrust.aggregate = {count, first_seen, last_seen, key}``.
+seen, its distinct sources (1,024 stored, the rest counted) and up to `max_member_keys`
+member alert keys. The representative's copy from `to_eve()` carries
+``cntrust.aggregate = {id, count, first_seen, last_seen, distinct_sources}``.
 
 Invariants: deterministic (result order = first appearance); bounded (`max_keys` groups
-in the streaming `Aggregator`, least recently updated evicted and counted).
+in the streaming `Aggregator`; the least recently updated is evicted, counted, and kept
+-- at most `max_keys` of them -- until the caller takes them with `drain_evicted()`).
 """
 
 from __future__ import annotations
@@ -136,6 +138,11 @@ class Aggregator:
         if len(agg.member_keys) < self.max_member_keys:
             agg.member_keys.append(alert_key(alert))
         return agg
+
+    def drain_evicted(self) -> list[AggregatedAlert]:
+        """Aggregates evicted since the last call (for the caller to store), oldest first."""
+        taken, self.evicted = self.evicted, []
+        return taken
 
     def results(self) -> list[AggregatedAlert]:
         """Current aggregates in order of first appearance."""

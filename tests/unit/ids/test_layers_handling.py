@@ -112,6 +112,9 @@ def test_streaming_aggregator_is_bounded() -> None:
         agg.add(alert(T0 + i, f"203.0.113.{i}"))
     assert len(agg.results()) == 10 and agg.evicted_count == 90
     assert agg.alerts_in == 100
+    drained = agg.drain_evicted()
+    assert len(drained) == 10 and drained[0].key[1] == "203.0.113.0"
+    assert agg.drain_evicted() == []
 
 
 def test_suppression_matches_field_combination_and_expires() -> None:

@@ -1,0 +1,159 @@
+"""Trust bundles: the roots of a trust domain plus the operator CAs known to the server.
+
+``to_pem()`` gives the SPIFFE trust bundle a node receives (the roots only). The server
+side also keeps every operator CA certificate (current and rotated-out ones) so that a
+client presenting only its leaf certificate can still be chained.
+
+Invariants: parsing is size-checked first and raises :class:`SvidVerificationError`
+(reason ``malformed``) for anything that is not a PEM certificate list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import verification
+
+from identity.pki.errors import SvidVerificationError
+
+MAX_BUNDLE_BYTES = 1024 * 1024
+MAX_CHAIN_BYTES = 64 * 1024
+MAX_CHAIN_CERTS = 8
+
+
+def _ski(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return None
+
+
+@dataclass(frozen=True)
+class TrustBundle:
+    """Roots (trust anchors) and operator CA certificates of one trust domain."""
+
+    trust_domain: str
+    roots: tuple[x509.Certificate, ...]
+    intermediates: tuple[x509.Certificate, ...] = ()
+    _by_ski: dict[bytes, tuple[x509.Certificate, ...]] = field(
+        init=False, compare=False, repr=False
+    )
+    _trusted: frozenset[bytes] = field(init=False, compare=False, repr=False)
+    _store: verification.Store = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        index: dict[bytes, list[x509.Certificate]] = {}
+        for cert in (*self.roots, *self.intermediates):
+            ski = _ski(cert)
+            if ski is not None:
+                index.setdefault(ski, []).append(cert)
+        object.__setattr__(self, "_by_ski", {k: tuple(v) for k, v in index.items()})
+        # operator CAs directly issued by a root, checked once here rather than per request
+        trusted = frozenset(
+            c.fingerprint(hashes.SHA256())
+            for c in self.intermediates
+            if any(_directly_issued(c, root) for root in self.roots)
+        )
+        object.__setattr__(self, "_trusted", trusted)
+        object.__setattr__(self, "_store", verification.Store(list(self.roots)))
+
+    def store(self) -> verification.Store:
+        """The roots as a cryptography verification store."""
+        return self._store
+
+    def is_trusted_intermediate(self, cert: x509.Certificate) -> bool:
+        """True if ``cert`` is one of the bundle's operator CAs and a root signed it."""
+        return cert.fingerprint(hashes.SHA256()) in self._trusted
+
+    def by_ski(self, ski: bytes) -> tuple[x509.Certificate, ...]:
+        return self._by_ski.get(ski, ())
+
+    def is_root(self, cert: x509.Certificate) -> bool:
+        return any(cert == root for root in self.roots)
+
+    def to_pem(self) -> bytes:
+        """The SPIFFE trust bundle given to nodes: the root certificates, PEM."""
+        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.roots)
+
+    def intermediates_pem(self) -> bytes:
+        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.intermediates)
+
+    @classmethod
+    def from_pem(
+        cls, trust_domain: str, roots_pem: bytes, intermediates_pem: bytes = b""
+    ) -> TrustBundle:
+        """Parse PEM roots (and optional operator CAs). Raises SvidVerificationError."""
+        return cls(
+            trust_domain,
+            tuple(load_pem_certificates(roots_pem, limit=MAX_BUNDLE_BYTES, max_certs=10_000)),
+            tuple(
+                load_pem_certificates(intermediates_pem, limit=MAX_BUNDLE_BYTES, max_certs=10_000)
+            )
+            if intermediates_pem
+            else (),
+        )
+
+
+def _directly_issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def load_pem_certificates(data: bytes, *, limit: int, max_certs: int) -> list[x509.Certificate]:
+    """Parse a PEM list of certificates, size-checked first. Raises SvidVerificationError."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise SvidVerificationError("certificates must be bytes", reason="malformed", step=1)
+    if len(data) > limit:
+        raise SvidVerificationError(
+            f"certificate data larger than {limit} bytes", reason="malformed", step=1
+        )
+    try:
+        certs = x509.load_pem_x509_certificates(bytes(data))
+    except ValueError as exc:
+        raise SvidVerificationError(
+            f"not a PEM certificate list: {exc}", reason="malformed", step=1
+        ) from exc
+    if not certs or len(certs) > max_certs:
+        raise SvidVerificationError(
+            f"expected 1 to {max_certs} certificates", reason="malformed", step=1
+        )
+    return certs
+
+
+def load_chain(chain: bytes | list[bytes] | tuple[bytes, ...]) -> list[x509.Certificate]:
+    """Parse a presented chain: PEM (one or more), one DER certificate, or a list of DER.
+
+    The leaf comes first. Raises SvidVerificationError(reason="malformed", step=1).
+    """
+    if isinstance(chain, list | tuple):
+        if not chain or len(chain) > MAX_CHAIN_CERTS:
+            raise SvidVerificationError(
+                f"expected 1 to {MAX_CHAIN_CERTS} certificates", reason="malformed", step=1
+            )
+        if sum(len(c) if isinstance(c, bytes) else MAX_CHAIN_BYTES + 1 for c in chain) > (
+            MAX_CHAIN_BYTES
+        ):
+            raise SvidVerificationError("chain too large", reason="malformed", step=1)
+        return [_load_der(c) for c in chain]
+    if not isinstance(chain, bytes | bytearray):
+        raise SvidVerificationError("chain must be bytes", reason="malformed", step=1)
+    if len(chain) > MAX_CHAIN_BYTES:
+        raise SvidVerificationError("chain too large", reason="malformed", step=1)
+    if bytes(chain).lstrip().startswith(b"-----BEGIN"):
+        return load_pem_certificates(bytes(chain), limit=MAX_CHAIN_BYTES, max_certs=MAX_CHAIN_CERTS)
+    return [_load_der(bytes(chain))]
+
+
+def _load_der(data: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise SvidVerificationError(
+            f"not a DER certificate: {exc}", reason="malformed", step=1
+        ) from exc

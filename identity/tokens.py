@@ -6,6 +6,9 @@ Invariants:
 - ``exp``, ``iat``, ``aud``, ``iss`` and ``sub`` are required (pyjwt accepts a
   token without ``exp`` unless told to require it).
 - ``iat`` in the future (beyond the allowed leeway) is refused.
+- ``exp``, ``iat`` and ``nbf`` must be finite JSON numbers (not strings, booleans, NaN or
+  infinities: a NaN ``exp`` would otherwise never expire).
+- Bad input of any shape raises :class:`TokenVerificationError`, never another exception.
 - The key is chosen by ``kid`` from a key set; an unknown ``kid`` is refused.
 - Rotation: a :class:`KeySet` holds the active signing key and retired
   verification keys; a retired key verifies until ``retire_until``.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,7 +66,9 @@ class SigningKey:
         elif algorithm == "ES256":
             key = ec.generate_private_key(ec.SECP256R1())
         else:
-            raise ValueError(f"unsupported algorithm {algorithm!r}; use one of {ALLOWED_ALGORITHMS}")
+            raise ValueError(
+                f"unsupported algorithm {algorithm!r}; use one of {ALLOWED_ALGORITHMS}"
+            )
         return cls(kid=_thumbprint(key.public_key()), algorithm=algorithm, private_key=key)
 
     @classmethod
@@ -125,8 +131,12 @@ def _thumbprint(key: PublicKey) -> str:
 
 def verification_key_from_jwk(jwk: Mapping[str, Any]) -> VerificationKey:
     """Parse one public JWK (OKP/Ed25519 or EC/P-256); raises TokenVerificationError."""
+    if not isinstance(jwk, Mapping):
+        raise TokenVerificationError("JWK must be an object", reason="jwk")
     try:
-        kid = str(jwk["kid"])
+        kid = jwk["kid"]
+        if not isinstance(kid, str) or not kid:
+            raise TokenVerificationError("JWK kid must be a non-empty string", reason="jwk")
         if jwk["kty"] == "OKP" and jwk["crv"] == "Ed25519":
             pub: PublicKey = ed25519.Ed25519PublicKey.from_public_bytes(_b64u_decode(jwk["x"]))
             alg = "EdDSA"
@@ -137,10 +147,24 @@ def verification_key_from_jwk(jwk: Mapping[str, Any]) -> VerificationKey:
             alg = "ES256"
         else:
             raise TokenVerificationError("unsupported JWK key type", reason="jwk")
-    except (KeyError, ValueError, TypeError) as exc:
+        not_after = jwk.get("exp")
+        expires = float(not_after) if not_after is not None else None
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
         raise TokenVerificationError(f"malformed JWK: {exc}", reason="jwk") from exc
-    not_after = jwk.get("exp")
-    return VerificationKey(kid, alg, pub, float(not_after) if not_after is not None else None)
+    if expires is not None and not math.isfinite(expires):
+        raise TokenVerificationError("JWK exp must be finite", reason="jwk")
+    return VerificationKey(kid, alg, pub, expires)
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
+    """RFC 7519 NumericDate: a finite JSON number (bool excluded)."""
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TokenVerificationError(f"{name} must be a number", reason="malformed")
+    number = float(value)
+    if not math.isfinite(number):
+        raise TokenVerificationError(f"{name} must be finite", reason="malformed")
+    return number
 
 
 @dataclass
@@ -234,8 +258,10 @@ class TokenVerifier:
         ``missing_claim``.
         """
         # 1. size and shape before any parsing
-        if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
-            raise TokenVerificationError("token missing or too large", reason="malformed")
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES or not token.isascii():
+            raise TokenVerificationError(
+                "token missing, too large or not ASCII", reason="malformed"
+            )
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -281,17 +307,14 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise TokenVerificationError(f"invalid token: {exc}", reason="malformed") from exc
         # 5. time checks against the injected clock (pyjwt reads the wall clock)
-        try:
-            exp = float(claims["exp"])
-            iat = float(claims["iat"])
-        except (TypeError, ValueError) as exc:
-            raise TokenVerificationError("exp/iat must be numbers", reason="malformed") from exc
+        exp = _numeric_date(claims, "exp")
+        iat = _numeric_date(claims, "iat")
         if exp <= now - self.leeway_s:
             raise TokenVerificationError("token expired", reason="expired")
         if iat > now + self.leeway_s:
             raise TokenVerificationError("iat is in the future", reason="iat_future")
-        nbf = claims.get("nbf")
-        if nbf is not None and float(nbf) > now + self.leeway_s:
+        nbf = _numeric_date(claims, "nbf") if "nbf" in claims else None
+        if nbf is not None and nbf > now + self.leeway_s:
             raise TokenVerificationError("token not yet valid", reason="not_yet_valid")
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise TokenVerificationError("sub must be a non-empty string", reason="missing_claim")

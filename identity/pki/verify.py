@@ -71,7 +71,7 @@ def verify_client_svid(
     """
     now_dt = now if isinstance(now, datetime) else datetime.fromtimestamp(now, tz=UTC)
     # 1. parse, size first
-    certs = load_chain(chain if isinstance(chain, bytes | bytearray) else list(chain))
+    certs = load_chain(chain)
     leaf, presented = certs[0], certs[1:]
     # 2. a CA certificate is never a leaf
     if _is_ca(leaf):

@@ -88,6 +88,7 @@ def forge_leaf(
     not_before: float = T0,
     not_after: float = T0 + 3600,
     unknown_critical: bool = False,
+    san_critical: bool = False,
     key: NodeKey | None = None,
 ) -> x509.Certificate:
     """A leaf signed by ``issuer`` with whatever shape a negative test needs."""
@@ -116,7 +117,7 @@ def forge_leaf(
     if uris:
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.UniformResourceIdentifier(u) for u in uris]),
-            critical=False,
+            critical=san_critical,
         )
     if eku is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)

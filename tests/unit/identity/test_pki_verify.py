@@ -1,0 +1,290 @@
+"""verify_client_svid: one negative test per numbered step, each with its stable reason."""
+
+from __future__ import annotations
+
+from dataclasses import FrozenInstanceError
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from identity.errors import VerificationError
+from identity.pki import (
+    NO_REVOCATIONS,
+    CertificateAuthority,
+    IssuedSvid,
+    OperatorCa,
+    RevocationSet,
+    SvidVerificationError,
+    TrustBundle,
+    VerifiedSvid,
+    verify_client_svid,
+)
+from tests.unit.identity.test_pki_support import (
+    T0,
+    TD,
+    Clock,
+    der,
+    dt,
+    forge_leaf,
+    make_ca,
+    make_csr,
+    pem,
+)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def ca(clock: Clock) -> CertificateAuthority:
+    return make_ca(clock, operators=("acme", "beta"))
+
+
+@pytest.fixture
+def svid(ca: CertificateAuthority) -> IssuedSvid:
+    return ca.issue_svid(make_csr(), "acme", "n1")
+
+
+def refused(
+    chain: object,
+    bundle: TrustBundle,
+    now: float = T0 + 1,
+    revocations: RevocationSet = NO_REVOCATIONS,
+) -> SvidVerificationError:
+    with pytest.raises(SvidVerificationError) as info:
+        verify_client_svid(chain, bundle, now, revocations)  # type: ignore[arg-type]
+    assert isinstance(info.value, VerificationError)
+    return info.value
+
+
+def test_valid_svid_in_every_encoding(ca: CertificateAuthority, svid: IssuedSvid) -> None:
+    bundle = ca.trust_bundle()
+    leaf, op = svid.certificate, ca.operator("acme").certificate
+    for chain in (svid.chain_pem, svid.leaf_pem, der(leaf), [der(leaf), der(op)], (der(leaf),)):
+        got = verify_client_svid(chain, bundle, T0 + 1, NO_REVOCATIONS)
+        assert got == VerifiedSvid(
+            spiffe_id=svid.spiffe_id,
+            operator="acme",
+            node_id="n1",
+            serial=leaf.serial_number,
+            not_after=leaf.not_valid_after_utc,
+            issuer_serial=op.serial_number,
+        )
+    assert verify_client_svid(svid.chain_pem, bundle, dt(T0 + 1), NO_REVOCATIONS).node_id == "n1"
+    with pytest.raises(FrozenInstanceError):
+        got.node_id = "x"  # type: ignore[misc]
+
+
+def test_bundle_from_pem_verifies(ca: CertificateAuthority, svid: IssuedSvid) -> None:
+    bundle = TrustBundle.from_pem(TD, svid.trust_bundle_pem)  # roots only, as a node has it
+    assert verify_client_svid(svid.chain_pem, bundle, T0 + 1, NO_REVOCATIONS).operator == "acme"
+    # with roots only, a leaf without its operator CA cannot be chained
+    assert refused(svid.leaf_pem, bundle).reason == "untrusted_chain"
+    full = TrustBundle.from_pem(
+        TD, ca.trust_bundle().to_pem(), ca.trust_bundle().intermediates_pem()
+    )
+    assert verify_client_svid(svid.leaf_pem, full, T0 + 1, NO_REVOCATIONS).node_id == "n1"
+
+
+# step 1 ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        b"",
+        b"garbage",
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        b"\x30\x82\xff\xff",
+        b"A" * 70_000,
+        [],
+        [b"x"],
+        [b"\x30\x00"] * 9,
+        "text",
+        None,
+    ],
+)
+def test_step1_malformed(ca: CertificateAuthority, chain: object) -> None:
+    err = refused(chain, ca.trust_bundle())
+    assert (err.reason, err.step) == ("malformed", 1)
+
+
+# step 2 ----------------------------------------------------------------------------------
+
+
+def test_step2_operator_ca_as_leaf(ca: CertificateAuthority) -> None:
+    op = ca.operator("acme").certificate
+    err = refused(pem(op, ca.root_certificate), ca.trust_bundle())
+    assert (err.reason, err.step) == ("ca_as_leaf", 2)
+
+
+def test_step2_root_as_leaf(ca: CertificateAuthority) -> None:
+    assert refused(pem(ca.root_certificate), ca.trust_bundle()).reason == "ca_as_leaf"
+
+
+def test_step2_leaf_with_ca_bit(ca: CertificateAuthority) -> None:
+    leaf = forge_leaf(ca.operator("acme"), ca=True)
+    assert refused(pem(leaf), ca.trust_bundle()).reason == "ca_as_leaf"
+
+
+# step 3 ----------------------------------------------------------------------------------
+
+
+def test_step3_chain_from_another_root(ca: CertificateAuthority, clock: Clock) -> None:
+    other = make_ca(clock)  # same trust domain and operator name, different root
+    foreign = other.issue_svid(make_csr(), "acme", "n1")
+    err = refused(foreign.chain_pem, ca.trust_bundle())
+    assert (err.reason, err.step) == ("untrusted_chain", 3)
+    assert refused(foreign.leaf_pem, ca.trust_bundle()).reason == "untrusted_chain"
+
+
+def test_step3_foreign_intermediate_presented_under_our_root(
+    ca: CertificateAuthority, clock: Clock
+) -> None:
+    other = make_ca(clock)
+    foreign = other.issue_svid(make_csr(), "acme", "n1")
+    chain = foreign.leaf_pem + pem(other.operator("acme").certificate, ca.root_certificate)
+    assert refused(chain, ca.trust_bundle()).reason == "untrusted_chain"
+
+
+def test_step3_leaf_signed_directly_by_root(ca: CertificateAuthority) -> None:
+    root_as_issuer = OperatorCa("acme", ca.root_certificate, ca.root_key)
+    leaf = forge_leaf(root_as_issuer)
+    assert refused(pem(leaf), ca.trust_bundle()).reason == "untrusted_chain"
+
+
+# step 4 ----------------------------------------------------------------------------------
+
+
+def test_step4_expired(ca: CertificateAuthority, svid: IssuedSvid) -> None:
+    err = refused(svid.chain_pem, ca.trust_bundle(), now=T0 + 3601)
+    assert (err.reason, err.step) == ("expired", 4)
+    assert err.serial == svid.serial
+    verify_client_svid(svid.chain_pem, ca.trust_bundle(), T0 + 3600, NO_REVOCATIONS)
+
+
+def test_step4_not_yet_valid(ca: CertificateAuthority, svid: IssuedSvid) -> None:
+    err = refused(svid.chain_pem, ca.trust_bundle(), now=T0 - 1)
+    assert (err.reason, err.step) == ("not_yet_valid", 4)
+
+
+def test_step4_operator_ca_expired(clock: Clock) -> None:
+    ca = CertificateAuthority.create(TD, clock=clock)
+    op = ca.add_operator("acme", ttl=timedelta(minutes=10))
+    leaf = forge_leaf(op, not_after=T0 + 7200)
+    err = refused(pem(leaf, op.certificate), ca.trust_bundle(), now=T0 + 3600)
+    assert err.reason == "expired"
+    assert err.serial == op.certificate.serial_number
+
+
+# step 5 ----------------------------------------------------------------------------------
+
+
+def test_step5_no_eku(ca: CertificateAuthority) -> None:
+    err = refused(pem(forge_leaf(ca.operator("acme"), eku=None)), ca.trust_bundle())
+    assert (err.reason, err.step) == ("missing_client_auth", 5)
+
+
+def test_step5_server_auth_only(ca: CertificateAuthority) -> None:
+    leaf = forge_leaf(ca.operator("acme"), eku=(ExtendedKeyUsageOID.SERVER_AUTH,))
+    assert refused(pem(leaf), ca.trust_bundle()).reason == "missing_client_auth"
+
+
+def test_step5_key_usage_without_digital_signature(ca: CertificateAuthority) -> None:
+    leaf = forge_leaf(ca.operator("acme"), digital_signature=False)
+    assert refused(pem(leaf), ca.trust_bundle()).reason == "key_usage"
+
+
+def test_step5_unknown_critical_extension(ca: CertificateAuthority) -> None:
+    leaf = forge_leaf(ca.operator("acme"), unknown_critical=True)
+    assert refused(pem(leaf), ca.trust_bundle()).reason == "critical_extension"
+
+
+# step 6 ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "extra", "reason"),
+    [
+        (None, (), "spiffe_id"),
+        (
+            f"spiffe://{TD}/operator/acme/node/n1",
+            (f"spiffe://{TD}/operator/acme/node/n2",),
+            "spiffe_id",
+        ),
+        (f"spiffe://{TD}/operator/acme/node/..", (), "spiffe_id"),
+        (f"spiffe://{TD}/operator/acme/node/%2e%2e", (), "spiffe_id"),
+        (f"SPIFFE://{TD}/operator/acme/node/n1", (), "spiffe_id"),
+        (f"spiffe://{TD}/operator/acme/node/n1/", (), "spiffe_id"),
+        (f"spiffe://{TD}/admin", (), "spiffe_id"),
+        ("spiffe://evil.org/operator/acme/node/n1", (), "other_trust_domain"),
+    ],
+)
+def test_step6_spiffe_id(
+    ca: CertificateAuthority, uri: str | None, extra: tuple[str, ...], reason: str
+) -> None:
+    leaf = forge_leaf(ca.operator("acme"), uri=uri, extra_uris=extra)
+    err = refused(pem(leaf), ca.trust_bundle())
+    assert (err.reason, err.step) == (reason, 6)
+
+
+# step 7 ----------------------------------------------------------------------------------
+
+
+def test_step7_operator_mismatch(ca: CertificateAuthority) -> None:
+    leaf = forge_leaf(ca.operator("acme"), uri=f"spiffe://{TD}/operator/beta/node/n1")
+    err = refused(pem(leaf), ca.trust_bundle())
+    assert (err.reason, err.step) == ("operator_mismatch", 7)
+
+
+# step 8 ----------------------------------------------------------------------------------
+
+
+def test_step8_revoked_serial(ca: CertificateAuthority, svid: IssuedSvid) -> None:
+    err = refused(
+        svid.chain_pem, ca.trust_bundle(), revocations=RevocationSet.of(serials=[svid.serial])
+    )
+    assert (err.reason, err.step) == ("revoked", 8)
+
+
+def test_step8_revoked_spiffe_id(ca: CertificateAuthority, svid: IssuedSvid) -> None:
+    revoked = RevocationSet.of(spiffe_ids=[svid.spiffe_id.uri])
+    assert refused(svid.chain_pem, ca.trust_bundle(), revocations=revoked).reason == "revoked"
+    # a new certificate for the same node is refused too
+    fresh = ca.issue_svid(make_csr(), "acme", "n1")
+    assert refused(fresh.chain_pem, ca.trust_bundle(), revocations=revoked).reason == "revoked"
+    other = ca.issue_svid(make_csr(), "acme", "n2")
+    verify_client_svid(other.chain_pem, ca.trust_bundle(), T0 + 1, revoked)
+
+
+def test_step8_operator_revoked_by_name_or_ca_serial(
+    ca: CertificateAuthority, svid: IssuedSvid
+) -> None:
+    op_serial = ca.operator("acme").certificate.serial_number
+    for revocations in (
+        RevocationSet.of(operators=["acme"]),
+        RevocationSet.of(serials=[op_serial]),
+    ):
+        err = refused(svid.chain_pem, ca.trust_bundle(), revocations=revocations)
+        assert (err.reason, err.step) == ("operator_revoked", 8)
+    merged = RevocationSet.of(serials=[1]).union(RevocationSet.of(operators=["beta"]))
+    assert merged == RevocationSet.of(serials=[1], operators=["beta"])
+    verify_client_svid(svid.chain_pem, ca.trust_bundle(), T0 + 1, merged)
+
+
+# step 9 ----------------------------------------------------------------------------------
+
+
+def test_step9_rfc5280_path_validation_for_ecdsa(clock: Clock) -> None:
+    ca = make_ca(clock, key_algorithm="ecdsa-p256")
+    node_key = ec.generate_private_key(ec.SECP256R1())
+    good = ca.issue_svid(make_csr(node_key), "acme", "n1")
+    verify_client_svid(good.chain_pem, ca.trust_bundle(), T0 + 1, NO_REVOCATIONS)
+    # passes steps 1-8 but breaks RFC 5280: a critical SAN beside a non-empty subject
+    leaf = forge_leaf(ca.operator("acme"), san_critical=True, key=node_key)
+    err = refused(pem(leaf), ca.trust_bundle())
+    assert (err.reason, err.step) == ("path_validation", 9)

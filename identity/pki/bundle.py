@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import verification
 
 from identity.pki.errors import SvidVerificationError
+from identity.pki.parsing import X509_PARSE_ERRORS, X509_PARSE_OR_SIGNATURE_ERRORS
 
 MAX_BUNDLE_BYTES = 1024 * 1024
 MAX_CHAIN_BYTES = 64 * 1024
@@ -100,7 +100,7 @@ class TrustBundle:
 def _directly_issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except X509_PARSE_OR_SIGNATURE_ERRORS:
         return False
     return True
 
@@ -115,7 +115,9 @@ def load_pem_certificates(data: bytes, *, limit: int, max_certs: int) -> list[x5
         )
     try:
         certs = x509.load_pem_x509_certificates(bytes(data))
-    except ValueError as exc:
+        for cert in certs:
+            _decode_fully(cert)
+    except X509_PARSE_ERRORS as exc:
         raise SvidVerificationError(
             f"not a PEM certificate list: {exc}", reason="malformed", step=1
         ) from exc
@@ -152,8 +154,18 @@ def load_chain(chain: object) -> list[x509.Certificate]:
 
 def _load_der(data: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+        return _decode_fully(x509.load_der_x509_certificate(data))
+    except X509_PARSE_ERRORS as exc:
         raise SvidVerificationError(
             f"not a DER certificate: {exc}", reason="malformed", step=1
         ) from exc
+
+
+def _decode_fully(cert: x509.Certificate) -> x509.Certificate:
+    """Decode the lazily parsed parts now, so later steps never meet a parse error."""
+    for ext in cert.extensions:
+        if isinstance(ext.value, x509.SubjectAlternativeName):
+            list(ext.value)
+    cert.public_key()
+    _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.issuer, cert.subject)
+    return cert

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from identity.pki.errors import CsrError
+from identity.pki.parsing import X509_PARSE_ERRORS
 
 MAX_CSR_BYTES = 16 * 1024
 RSA_MIN_BITS = 2048
@@ -56,21 +57,21 @@ def check_csr(data: bytes) -> CheckedCsr:
         else:
             csr = x509.load_der_x509_csr(raw)
         public_key: CertificatePublicKeyTypes = csr.public_key()
-    except (ValueError, TypeError) as exc:
+    except X509_PARSE_ERRORS as exc:
         raise CsrError(f"not a PKCS#10 CSR: {exc}", reason="malformed") from exc
     # 3. key type and size (before the signature: other key kinds are never verified)
     key = _accepted_key(public_key)
     # 4. proof of possession
     try:
         signature_ok = csr.is_signature_valid
-    except (ValueError, TypeError) as exc:
+    except X509_PARSE_ERRORS as exc:
         raise CsrError(f"CSR signature cannot be checked: {exc}", reason="signature") from exc
     if not signature_ok:
         raise CsrError("CSR self-signature does not verify", reason="signature")
     # 5. no CA bit
     try:
         extensions = csr.extensions
-    except (ValueError, TypeError) as exc:
+    except X509_PARSE_ERRORS as exc:
         raise CsrError(f"CSR extensions malformed: {exc}", reason="malformed") from exc
     for ext in extensions:
         value = ext.value

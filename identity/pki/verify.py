@@ -36,13 +36,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from identity.pki.bundle import TrustBundle, load_chain
 from identity.pki.errors import SpiffeIdError, SvidVerificationError
+from identity.pki.parsing import X509_PARSE_ERRORS, X509_PARSE_OR_SIGNATURE_ERRORS
 from identity.pki.revocation import RevocationSet
 from identity.pki.spiffe import NodeSpiffeId, parse_node_spiffe_id, parse_spiffe_id
 
@@ -141,7 +141,7 @@ def verify_client_svid(
 def _web_pki_keys(leaf: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         keys = (leaf.public_key(), issuer.public_key())
-    except (ValueError, TypeError, x509.UnsupportedGeneralNameType):
+    except X509_PARSE_ERRORS:
         return False
     return all(isinstance(k, ec.EllipticCurvePublicKey | rsa.RSAPublicKey) for k in keys)
 
@@ -169,7 +169,7 @@ def _err(message: str, reason: str, step: int, cert: x509.Certificate) -> SvidVe
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
         exts = cert.extensions
-    except ValueError as exc:
+    except X509_PARSE_ERRORS as exc:
         raise _err(f"malformed extensions: {exc}", "malformed", 1, cert) from exc
     try:
         if exts.get_extension_for_class(x509.BasicConstraints).value.ca:
@@ -186,7 +186,7 @@ def _is_ca(cert: x509.Certificate) -> bool:
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except X509_PARSE_OR_SIGNATURE_ERRORS:
         return False
     return True
 

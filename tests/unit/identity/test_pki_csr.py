@@ -101,3 +101,12 @@ def test_requested_names_do_not_matter_to_the_check() -> None:
     ]
     checked = check_csr(make_csr(sans=sans))
     assert checked.public_key is not None
+
+
+def test_regressions_found_by_fuzzing() -> None:
+    # cryptography raises InvalidVersion / UnsupportedAlgorithm (not ValueError) for these
+    der = make_csr(der=True)
+    assert b"\x02\x01\x00" in der
+    assert reason(der.replace(b"\x02\x01\x00", b"\x02\x01\x01", 1)) == "malformed"
+    ed25519_oid = b"\x06\x03\x2b\x65\x70"
+    assert reason(der.replace(ed25519_oid, b"\x06\x03\x2a\x65\x70", 1)) == "malformed"

@@ -288,3 +288,16 @@ def test_step9_rfc5280_path_validation_for_ecdsa(clock: Clock) -> None:
     leaf = forge_leaf(ca.operator("acme"), san_critical=True, key=node_key)
     err = refused(pem(leaf), ca.trust_bundle())
     assert (err.reason, err.step) == ("path_validation", 9)
+
+
+def test_step1_regressions_found_by_fuzzing(ca: CertificateAuthority, svid: IssuedSvid) -> None:
+    leaf = der(svid.certificate)
+    version_v3 = b"\xa0\x03\x02\x01\x02"
+    assert version_v3 in leaf
+    bad_version = leaf.replace(version_v3, b"\xa0\x03\x02\x01\x07", 1)
+    ed25519_oid = b"\x06\x03\x2b\x65\x70"
+    unknown_key = leaf.replace(ed25519_oid + b"\x03\x21", b"\x06\x03\x2a\x65\x70\x03\x21", 1)
+    assert unknown_key != leaf
+    for chain in (bad_version, unknown_key, [unknown_key]):
+        err = refused(chain, ca.trust_bundle())
+        assert (err.reason, err.step) == ("malformed", 1)

@@ -11,7 +11,9 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from identity.errors import TokenVerificationError, VerificationError
 from identity.tokens import (
@@ -308,3 +310,71 @@ def test_verification_key_retired_window_is_exclusive(key: SigningKey, clock: Cl
     assert reason_of(verifier, signed(key, claims())) == "unknown_kid"
     clock.now = T0 - 1
     assert verifier.verify(signed(key, claims(now=T0 - 1)))["sub"] == "tenant-1"
+
+
+def _resign(key: SigningKey, header_b64: str, payload_b64: str) -> str:
+    """Sign arbitrary (possibly odd) segments with the real key, as JWS does."""
+    signing_input = f"{header_b64}.{payload_b64}".encode()
+    private = key.private_key
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        sig = private.sign(signing_input)
+    else:
+        der = private.sign(signing_input, ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return f"{header_b64}.{payload_b64}.{b64u(sig)}"
+
+
+def _header(key: SigningKey, **extra: Any) -> str:
+    return b64u(json.dumps({"alg": key.algorithm, "kid": key.kid, **extra}).encode())
+
+
+def test_hand_signed_token_verifies(key: SigningKey, clock: Clock) -> None:
+    token = _resign(key, _header(key), b64u(json.dumps(claims()).encode()))
+    assert verifier_for(KeySet(key), clock).verify(token)["sub"] == "tenant-1"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"crit": ["exp"]}, {"b64": False}],
+)
+def test_jws_extensions_are_refused(key: SigningKey, clock: Clock, extra: dict[str, Any]) -> None:
+    token = _resign(key, _header(key, **extra), b64u(json.dumps(claims()).encode()))
+    assert reason_of(verifier_for(KeySet(key), clock), token) == "malformed"
+
+
+def test_non_canonical_base64_is_refused(key: SigningKey, clock: Clock) -> None:
+    token = signed(key, claims())
+    header, payload, sig = token.split(".")
+    verifier = verifier_for(KeySet(key), clock)
+    assert reason_of(verifier, f"{header}.{payload}.{sig}=") == "malformed"  # padding
+    assert reason_of(verifier, f"{header}.{payload}.{sig}A") in ("malformed", "signature")
+    # flip unused trailing bits of the last character: same bytes, other spelling
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(sig[-1])
+    unused_bits = {2: 4, 3: 2}.get(len(sig) % 4, 0)
+    if unused_bits:
+        twin = sig[:-1] + alphabet[last ^ 1]
+        assert reason_of(verifier, f"{header}.{payload}.{twin}") == "malformed"
+    assert reason_of(verifier, f"{header}.{payload}.{sig}.extra") == "malformed"
+    assert reason_of(verifier, f"{header}.{payload}.{sig[:-4]}!!!!") == "malformed"
+
+
+def test_payload_must_be_a_json_object(key: SigningKey, clock: Clock) -> None:
+    verifier = verifier_for(KeySet(key), clock)
+    for payload in (b"[1]", b"not json", b'{"exp": NaN}', b'"x"'):
+        token = _resign(key, _header(key), b64u(payload))
+        assert reason_of(verifier, token) == "malformed"
+
+
+def test_es256_signature_length_is_checked(clock: Clock) -> None:
+    key = SigningKey.generate("ES256")
+    header, payload, sig = signed(key, claims()).split(".")
+    short = b64u(base64.urlsafe_b64decode(sig + "==")[:63])
+    assert reason_of(verifier_for(KeySet(key), clock), f"{header}.{payload}.{short}") == "signature"
+
+
+def test_audience_of_wrong_type_is_refused(key: SigningKey, clock: Clock) -> None:
+    for aud in ({"a": AUD}, 5, [["x"]]):
+        token = signed(key, claims(aud=aud))
+        assert reason_of(verifier_for(KeySet(key), clock), token) == "audience"

@@ -18,6 +18,7 @@ from cryptography.x509 import verification
 
 from identity.pki.errors import SvidVerificationError
 from identity.pki.parsing import X509_PARSE_ERRORS, X509_PARSE_OR_SIGNATURE_ERRORS
+from identity.pki.spiffe import validate_trust_domain
 
 MAX_BUNDLE_BYTES = 1024 * 1024
 MAX_CHAIN_BYTES = 64 * 1024
@@ -41,7 +42,7 @@ class TrustBundle:
     _by_ski: dict[bytes, tuple[x509.Certificate, ...]] = field(
         init=False, compare=False, repr=False
     )
-    _trusted: frozenset[bytes] = field(init=False, compare=False, repr=False)
+    _trusted: dict[bytes, x509.Certificate] = field(init=False, compare=False, repr=False)
     _store: verification.Store = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -52,11 +53,13 @@ class TrustBundle:
                 index.setdefault(ski, []).append(cert)
         object.__setattr__(self, "_by_ski", {k: tuple(v) for k, v in index.items()})
         # operator CAs directly issued by a root, checked once here rather than per request
-        trusted = frozenset(
-            c.fingerprint(hashes.SHA256())
+        validate_trust_domain(self.trust_domain)
+        trusted = {
+            c.fingerprint(hashes.SHA256()): root
             for c in self.intermediates
-            if any(_directly_issued(c, root) for root in self.roots)
-        )
+            for root in self.roots
+            if _directly_issued(c, root)
+        }
         object.__setattr__(self, "_trusted", trusted)
         object.__setattr__(self, "_store", verification.Store(list(self.roots)))
 
@@ -64,9 +67,9 @@ class TrustBundle:
         """The roots as a cryptography verification store."""
         return self._store
 
-    def is_trusted_intermediate(self, cert: x509.Certificate) -> bool:
-        """True if ``cert`` is one of the bundle's operator CAs and a root signed it."""
-        return cert.fingerprint(hashes.SHA256()) in self._trusted
+    def issuing_root(self, cert: x509.Certificate) -> x509.Certificate | None:
+        """The root that signed ``cert`` if it is an operator CA of this bundle."""
+        return self._trusted.get(cert.fingerprint(hashes.SHA256()))
 
     def by_ski(self, ski: bytes) -> tuple[x509.Certificate, ...]:
         return self._by_ski.get(ski, ())

@@ -59,7 +59,7 @@ def write_private_key(path: Path, key: CaPrivateKey) -> None:
 def write_file(path: Path, data: bytes, *, mode: int) -> None:
     """Write ``data`` to ``path`` atomically with permissions ``mode``."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
         os.fchmod(fd, mode)
         os.write(fd, data)

@@ -12,12 +12,13 @@ Invariants:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 
 from cryptography import x509
 
 from identity.pki.ca import DEFAULT_SVID_TTL, CertificateAuthority, IssuedSvid
+from identity.pki.clock import as_utc
 from identity.pki.errors import RenewalError
 from identity.pki.verify import VerifiedSvid
 
@@ -74,5 +75,4 @@ def renew_at(cert: x509.Certificate) -> datetime:
 
 def should_renew(cert: x509.Certificate, now: float | datetime) -> bool:
     """True once half of the certificate's lifetime has passed (or it has expired)."""
-    now_dt = now if isinstance(now, datetime) else datetime.fromtimestamp(now, tz=UTC)
-    return now_dt >= renew_at(cert)
+    return as_utc(now) >= renew_at(cert)

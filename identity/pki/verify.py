@@ -9,7 +9,8 @@
    refused (``ca_as_leaf``);
 3. chain: the leaf is signed by an operator CA (presented or in the trust bundle) which is
    signed by a root of the trust bundle (``untrusted_chain``; a chain from another root);
-4. validity of the leaf and its operator CA at ``now`` (``not_yet_valid``, ``expired``);
+4. validity of the leaf, its operator CA and the root at ``now`` (``not_yet_valid``,
+   ``expired``);
 5. the leaf has EKU clientAuth (``missing_client_auth``; cryptography's verifier accepts a
    client certificate with no EKU) and, if keyUsage is present, digitalSignature
    (``key_usage``);
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -41,6 +42,7 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from identity.pki.bundle import TrustBundle, load_chain
+from identity.pki.clock import as_utc
 from identity.pki.errors import SpiffeIdError, SvidVerificationError
 from identity.pki.parsing import X509_PARSE_ERRORS, X509_PARSE_OR_SIGNATURE_ERRORS
 from identity.pki.revocation import RevocationSet
@@ -67,9 +69,10 @@ def verify_client_svid(
 ) -> VerifiedSvid:
     """Verify a client's X.509-SVID chain (steps in the module docstring).
 
-    ``now`` is epoch seconds or an aware datetime. Raises SvidVerificationError.
+    ``now`` is epoch seconds or an aware datetime. Raises SvidVerificationError (and
+    PkiError(reason="naive_datetime") for a datetime without a time zone).
     """
-    now_dt = now if isinstance(now, datetime) else datetime.fromtimestamp(now, tz=UTC)
+    now_dt = as_utc(now)
     # 1. parse, size first
     certs = load_chain(chain)
     leaf, presented = certs[0], certs[1:]
@@ -77,9 +80,10 @@ def verify_client_svid(
     if _is_ca(leaf):
         raise _err("a CA certificate was presented as a leaf", "ca_as_leaf", 2, leaf)
     # 3. chain to a root of the trust bundle through an operator CA
-    issuer = _find_issuer(leaf, presented, trust_bundle)
-    # 4. validity at now
-    for cert, what in ((leaf, "certificate"), (issuer, "operator CA certificate")):
+    issuer, root = _find_issuer(leaf, presented, trust_bundle)
+    # 4. validity at now, of the whole path
+    path = ((leaf, "certificate"), (issuer, "operator CA certificate"), (root, "root CA"))
+    for cert, what in path:
         if now_dt < cert.not_valid_before_utc:
             raise _err(f"{what} is not yet valid", "not_yet_valid", 4, cert)
         if now_dt > cert.not_valid_after_utc:
@@ -201,16 +205,20 @@ def _aki(cert: x509.Certificate) -> bytes | None:
 
 def _find_issuer(
     leaf: x509.Certificate, presented: list[x509.Certificate], bundle: TrustBundle
-) -> x509.Certificate:
+) -> tuple[x509.Certificate, x509.Certificate]:
+    """Return (operator CA, root) such that root -> operator CA -> leaf verifies."""
     aki = _aki(leaf)
     candidates = [*presented, *(bundle.by_ski(aki) if aki is not None else ())]
     for cand in candidates:
         if bundle.is_root(cand) or not _issued_by(leaf, cand):
             continue
-        if bundle.is_trusted_intermediate(cand):
-            return cand
-        if _is_ca(cand) and any(_issued_by(cand, root) for root in bundle.roots):
-            return cand
+        root = bundle.issuing_root(cand)
+        if root is not None:
+            return cand, root
+        if _is_ca(cand):
+            for root in bundle.roots:
+                if _issued_by(cand, root):
+                    return cand, root
     raise _err(
         "certificate does not chain to the trust bundle through an operator CA",
         "untrusted_chain",

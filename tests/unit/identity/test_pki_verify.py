@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import FrozenInstanceError
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from identity.errors import VerificationError
@@ -15,7 +16,9 @@ from identity.pki import (
     CertificateAuthority,
     IssuedSvid,
     OperatorCa,
+    PkiError,
     RevocationSet,
+    SpiffeIdError,
     SvidVerificationError,
     TrustBundle,
     VerifiedSvid,
@@ -301,3 +304,51 @@ def test_step1_regressions_found_by_fuzzing(ca: CertificateAuthority, svid: Issu
     for chain in (bad_version, unknown_key, [unknown_key]):
         err = refused(chain, ca.trust_bundle())
         assert (err.reason, err.step) == ("malformed", 1)
+
+
+def test_step4_root_expired(clock: Clock) -> None:
+
+    ca = CertificateAuthority.create(TD, clock=clock, root_ttl=timedelta(minutes=20))
+    # an operator CA that outlives the root (our CA clamps; a forged one need not)
+    op_key = ed25519.Ed25519PrivateKey.generate()
+    root_ski = ca.root_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    op_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "acme CA")]))
+        .issuer_name(ca.root_certificate.subject)
+        .public_key(op_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(dt(T0 - 60))
+        .not_valid_after(dt(T0 + 86400))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier(f"spiffe://{TD}/operator/acme")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(op_key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski.value), False
+        )
+        .sign(ca.root_key, None)
+    )
+    op = OperatorCa("acme", op_cert, op_key)
+    leaf = forge_leaf(op, not_after=T0 + 7200)
+    bundle = TrustBundle(TD, (ca.root_certificate,), (op_cert,))
+    verify_client_svid(pem(leaf), bundle, T0 + 60, NO_REVOCATIONS)
+    err = refused(pem(leaf), bundle, now=T0 + 3600)
+    assert (err.reason, err.serial) == ("expired", ca.root_certificate.serial_number)
+
+
+def test_naive_datetime_is_refused(ca: CertificateAuthority, svid: IssuedSvid) -> None:
+
+    with pytest.raises(PkiError) as info:
+        verify_client_svid(svid.chain_pem, ca.trust_bundle(), datetime(2027, 1, 1), NO_REVOCATIONS)
+    assert info.value.reason == "naive_datetime"
+
+
+def test_bundle_trust_domain_is_validated(ca: CertificateAuthority) -> None:
+
+    with pytest.raises(SpiffeIdError):
+        TrustBundle("Bad Domain", (ca.root_certificate,))

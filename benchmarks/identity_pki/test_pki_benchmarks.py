@@ -17,7 +17,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from identity.pki import (
-    NO_REVOCATIONS,
     CertificateAuthority,
     JwtSvidIssuer,
     JwtSvidVerifier,
@@ -91,7 +90,3 @@ def test_join_token_verify(benchmark: Any) -> None:
     token, record = create_join_token("acme", now=time.time())
     now = time.time()
     _run(benchmark, lambda: verify_join_token(token, record, now=now))
-
-
-def test_no_revocations_constant_is_empty() -> None:
-    assert not NO_REVOCATIONS.serials and not NO_REVOCATIONS.operators

@@ -3,8 +3,8 @@
 Invariants:
 - Only EdDSA (Ed25519) and ES256 are accepted; ``alg: none`` and every HMAC
   algorithm are refused before any key is looked at.
-- ``exp``, ``iat``, ``aud``, ``iss`` and ``sub`` are required (pyjwt accepts a
-  token without ``exp`` unless told to require it).
+- ``exp``, ``iat``, ``aud``, ``iss`` and ``sub`` are required, each checked here (pyjwt
+  would accept a token without ``exp`` unless told to require it).
 - ``iat`` in the future (beyond the allowed leeway) is refused.
 - ``exp``, ``iat`` and ``nbf`` must be finite JSON numbers (not strings, booleans, NaN or
   infinities: a NaN ``exp`` would otherwise never expire).
@@ -16,7 +16,7 @@ Invariants:
   still uses pyjwt.
 - The key is chosen by ``kid`` from a key set; an unknown ``kid`` is refused.
 - Rotation: a :class:`KeySet` holds the active signing key and retired
-  verification keys; a retired key verifies until ``retire_until``.
+  verification keys; a retired key verifies until its ``not_after``.
 
 The clock is injected so tests control time.
 """

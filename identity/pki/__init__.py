@@ -38,6 +38,14 @@ from identity.pki.jwt_svid import (
     JwtSvidVerifier,
 )
 from identity.pki.keys import KeyAlgorithm
+from identity.pki.node import (
+    NodeCredentials,
+    build_csr,
+    generate_node_key,
+    load_node_credentials,
+    save_node_key,
+    save_node_svid,
+)
 from identity.pki.renewal import renew_at, renew_svid, should_renew
 from identity.pki.revocation import NO_REVOCATIONS, RevocationSet
 from identity.pki.spiffe import (
@@ -71,6 +79,7 @@ __all__ = [
     "JwtSvidIssuer",
     "JwtSvidVerifier",
     "KeyAlgorithm",
+    "NodeCredentials",
     "NodeSpiffeId",
     "OperatorCa",
     "PkiError",
@@ -81,17 +90,22 @@ __all__ = [
     "SvidVerificationError",
     "TrustBundle",
     "VerifiedSvid",
+    "build_csr",
     "check_csr",
     "create_join_token",
+    "generate_node_key",
     "hash_join_token_secret",
     "join_token_id",
     "load_ca",
+    "load_node_credentials",
     "node_spiffe_id",
     "parse_node_spiffe_id",
     "parse_spiffe_id",
     "renew_at",
     "renew_svid",
     "save_ca",
+    "save_node_key",
+    "save_node_svid",
     "should_renew",
     "validate_name",
     "validate_trust_domain",

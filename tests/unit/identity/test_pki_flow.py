@@ -27,10 +27,15 @@ from identity.pki import (
     RenewalError,
     RevocationSet,
     SvidVerificationError,
+    build_csr,
     create_join_token,
+    generate_node_key,
     load_ca,
+    load_node_credentials,
     renew_svid,
     save_ca,
+    save_node_key,
+    save_node_svid,
     should_renew,
     verify_client_svid,
 )
@@ -103,24 +108,27 @@ def test_mutual_tls_on_loopback(tmp_path: Path, algorithm: str) -> None:
     clock = Clock(time.time())  # OpenSSL checks validity against the wall clock
     ca = make_ca(clock, key_algorithm=algorithm)
     server_key = ec.generate_private_key(ec.SECP256R1())
-    client_key = ec.generate_private_key(ec.SECP256R1())
     server = ca.issue_svid(make_csr(server_key), "acme", "scheduler", server_auth=True)
-    client = ca.issue_svid(make_csr(client_key), "acme", "n1")
-    for name, issued, key in (("server", server, server_key), ("client", client, client_key)):
-        (tmp_path / f"{name}.pem").write_bytes(issued.chain_pem)
-        (tmp_path / f"{name}.key").write_bytes(_pem_key(key))
-    (tmp_path / "bundle.pem").write_bytes(client.trust_bundle_pem)
+    (tmp_path / "server.pem").write_bytes(server.chain_pem)
+    (tmp_path / "server.key").write_bytes(_pem_key(server_key))
+    # the node side, as `cntrust node enroll` does it: local key, CSR, stored SVID
+    node_dir = tmp_path / "node"
+    client_key = generate_node_key(algorithm)  # type: ignore[arg-type]
+    save_node_key(node_dir, client_key)
+    client = ca.issue_svid(build_csr(client_key), "acme", "n1")
+    save_node_svid(node_dir, client.chain_pem, client.trust_bundle_pem)
+    creds = load_node_credentials(node_dir)
 
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     server_ctx.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
-    server_ctx.load_verify_locations(tmp_path / "bundle.pem")
+    server_ctx.load_verify_locations(creds.bundle_path)
     server_ctx.verify_mode = ssl.CERT_REQUIRED
     client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client_ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     client_ctx.check_hostname = False  # SPIFFE authenticates by URI SAN, not host name
-    client_ctx.load_cert_chain(tmp_path / "client.pem", tmp_path / "client.key")
-    client_ctx.load_verify_locations(tmp_path / "bundle.pem")
+    client_ctx.load_cert_chain(creds.svid_path, creds.key_path)
+    client_ctx.load_verify_locations(creds.bundle_path)
 
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(10)

@@ -52,15 +52,19 @@ class OperatorCa:
     private_key: CaPrivateKey
     previous: tuple[x509.Certificate, ...] = ()
     revoked: bool = False
-    _aki: x509.AuthorityKeyIdentifier = field(init=False, compare=False, repr=False)
-    _chain_pem: bytes = field(init=False, compare=False, repr=False)
+    authority_key_identifier: x509.AuthorityKeyIdentifier = field(
+        init=False, compare=False, repr=False
+    )
+    certificate_pem: bytes = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
         object.__setattr__(
-            self, "_aki", x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski.value)
+            self,
+            "authority_key_identifier",
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski.value),
         )
-        object.__setattr__(self, "_chain_pem", _pem(self.certificate))
+        object.__setattr__(self, "certificate_pem", _pem(self.certificate))
 
     @property
     def serials(self) -> tuple[int, ...]:
@@ -215,7 +219,7 @@ class CertificateAuthority:
             subject_cn=f"{operator}/{node_id}",
             public_key=checked.public_key,
             issuer_cert=op.certificate,
-            issuer_aki=op._aki,
+            issuer_aki=op.authority_key_identifier,
             issuer_key=op.private_key,
             not_before=now,
             not_after=not_after,
@@ -226,7 +230,7 @@ class CertificateAuthority:
             spiffe_id=spiffe_id,
             certificate=cert,
             leaf_pem=leaf_pem,
-            chain_pem=leaf_pem + op._chain_pem,
+            chain_pem=leaf_pem + op.certificate_pem,
             trust_bundle_pem=self._root_pem,
         )
 

@@ -130,7 +130,7 @@ def verify_client_svid(
             f"{spiffe_id.uri} (serial {leaf.serial_number:x}) is revoked", "revoked", 8, leaf
         )
     # 9. RFC 5280 path validation as a second opinion (not for Ed25519, see docstring)
-    if _web_pki_keys(leaf, issuer):
+    if _web_pki_keys(leaf, issuer, root):
         _path_validation(leaf, issuer, trust_bundle, now_dt)
     return VerifiedSvid(
         spiffe_id=spiffe_id,
@@ -142,9 +142,9 @@ def verify_client_svid(
     )
 
 
-def _web_pki_keys(leaf: x509.Certificate, issuer: x509.Certificate) -> bool:
+def _web_pki_keys(*certs: x509.Certificate) -> bool:
     try:
-        keys = (leaf.public_key(), issuer.public_key())
+        keys = [cert.public_key() for cert in certs]
     except X509_PARSE_ERRORS:
         return False
     return all(isinstance(k, ec.EllipticCurvePublicKey | rsa.RSAPublicKey) for k in keys)

@@ -52,6 +52,7 @@ class OperatorCa:
     private_key: CaPrivateKey
     previous: tuple[x509.Certificate, ...] = ()
     revoked: bool = False
+    # the AKI extension carried by the certificates this CA issues, and its PEM
     authority_key_identifier: x509.AuthorityKeyIdentifier = field(
         init=False, compare=False, repr=False
     )

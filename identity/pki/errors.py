@@ -25,7 +25,12 @@ from identity.errors import IdentityError, TokenVerificationError, VerificationE
 
 
 class PkiError(IdentityError):
-    """The CA was asked to do something it must not (unknown operator, lifetime too long)."""
+    """The CA was asked to do something it must not.
+
+    Reasons: ``unknown_operator``, ``exists``, ``operator_revoked``, ``operator_ca_expired``,
+    ``lifetime``, ``audience``, ``key_algorithm``, ``naive_datetime``; for CaStoreError
+    also ``missing``, ``permissions``, ``too_large``, ``malformed``, ``io``, ``key_mismatch``.
+    """
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)

@@ -88,13 +88,15 @@ def load_ca(directory: str | os.PathLike[str], *, clock: Clock = time.time) -> C
         previous_bytes = _read(previous_path, MAX_CERT_FILE_BYTES)
         if previous_bytes.strip():
             previous = _parse_certs(previous_bytes, previous_path)
-        operators[name] = OperatorCa(
-            name,
-            _load_cert(op_dir / "ca.crt"),
-            read_private_key(op_dir / "ca.key"),
-            previous=tuple(previous),
-            revoked=revoked[name],
-        )
+        cert_path = op_dir / "ca.crt"
+        cert, key = _load_cert(cert_path), read_private_key(op_dir / "ca.key")
+        try:
+            operators[name] = OperatorCa(
+                name, cert, key, previous=tuple(previous), revoked=revoked[name]
+            )
+        except x509.ExtensionNotFound as exc:
+            message = f"{cert_path} has no subject key identifier"
+            raise CaStoreError(message, reason="malformed", path=str(cert_path)) from exc
     return CertificateAuthority(trust_domain, root_cert, root_key, operators, clock=clock)
 
 

@@ -96,5 +96,6 @@ class RenewalError(VerificationError):
 class JwtSvidError(TokenVerificationError):
     """A JWT verified but is not an acceptable JWT-SVID.
 
-    Reasons: ``spiffe_id``, ``other_trust_domain``, ``lifetime``.
+    Reasons: ``spiffe_id``, ``other_trust_domain``, ``lifetime``, ``revoked``,
+    ``operator_revoked``.
     """

@@ -6,18 +6,24 @@ required. Service tokens live at most 15 minutes: the lifetime is enforced when 
 maximum raises :class:`JwtSvidError`, reason ``lifetime``), so a token minted elsewhere
 with the same key cannot outlive the rule.
 
+Revocation: :class:`JwtSvidVerifier` takes a callable returning the current
+:class:`RevocationSet` (called on every verification), so a revoked node's tokens are
+refused from the moment its certificates are (``revoked``; a node of a revoked operator:
+``operator_revoked``).
+
 All of :class:`identity.tokens.TokenVerifier`'s checks run first (EdDSA/ES256 only;
 ``exp``, ``iat``, ``aud``, ``iss``, ``sub`` required; kid lookup; clock injected).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from identity.pki.errors import JwtSvidError, PkiError, SpiffeIdError
+from identity.pki.revocation import NO_REVOCATIONS, RevocationSet
 from identity.pki.spiffe import NodeSpiffeId, SpiffeId, parse_spiffe_id, validate_trust_domain
 from identity.tokens import TokenIssuer, TokenVerifier
 
@@ -83,16 +89,19 @@ class JwtSvidVerifier:
         trust_domain: str,
         *,
         max_ttl: timedelta = MAX_SERVICE_TOKEN_TTL,
+        revocations: Callable[[], RevocationSet] = lambda: NO_REVOCATIONS,
     ) -> None:
         self.verifier = verifier
         self.trust_domain = validate_trust_domain(trust_domain)
         self.max_ttl_s = max_ttl.total_seconds()
+        self.revocations = revocations
 
     def verify(self, token: str) -> JwtSvid:
         """Return the verified JWT-SVID.
 
         Raises TokenVerificationError (see TokenVerifier.verify) or JwtSvidError
-        (``spiffe_id``, ``other_trust_domain``, ``lifetime``).
+        (``spiffe_id``, ``other_trust_domain``, ``lifetime``, ``revoked``,
+        ``operator_revoked``).
         """
         # 1. every JWT check
         claims = self.verifier.verify(token)
@@ -112,6 +121,13 @@ class JwtSvidVerifier:
                 f"token lifetime {expires_at - issued_at:.0f} s exceeds {self.max_ttl_s:.0f} s",
                 reason="lifetime",
             )
+        # 4. revocation of the SPIFFE ID, or of the operator of a node SPIFFE ID
+        revoked = self.revocations()
+        if spiffe_id.uri in revoked.spiffe_ids:
+            raise JwtSvidError(f"{spiffe_id.uri} is revoked", reason="revoked")
+        segs = spiffe_id.segments
+        if len(segs) == 4 and segs[0] == "operator" and segs[1] in revoked.operators:
+            raise JwtSvidError(f"operator {segs[1]!r} is revoked", reason="operator_revoked")
         aud = claims["aud"]
         audience = (aud,) if isinstance(aud, str) else tuple(str(a) for a in aud)
         return JwtSvid(spiffe_id, audience, issued_at, expires_at, claims)

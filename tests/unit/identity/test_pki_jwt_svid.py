@@ -14,6 +14,7 @@ from identity.pki import (
     JwtSvidIssuer,
     JwtSvidVerifier,
     PkiError,
+    RevocationSet,
     SpiffeIdError,
     parse_spiffe_id,
 )
@@ -125,3 +126,26 @@ def test_token_checks_still_apply(keys: KeySet, clock: Clock) -> None:
     with pytest.raises(TokenVerificationError) as info:
         verifier(keys, clock).verify(none_token)
     assert info.value.reason == "algorithm"
+
+
+def test_revoked_node_tokens_are_refused(keys: KeySet, clock: Clock) -> None:
+    revocations = RevocationSet()
+
+    def current() -> RevocationSet:
+        return revocations
+
+    checked = JwtSvidVerifier(
+        TokenVerifier(keys.verification_keys, ISS, AUD, clock), TD, revocations=current
+    )
+    token = issuer(keys, clock).issue(NODE, AUD)
+    assert checked.verify(token).spiffe_id.uri == NODE
+    revocations = RevocationSet.of(spiffe_ids=[NODE])  # takes effect on the next call
+    with pytest.raises(JwtSvidError) as info:
+        checked.verify(token)
+    assert info.value.reason == "revoked"
+    revocations = RevocationSet.of(operators=["acme"])
+    with pytest.raises(JwtSvidError) as info:
+        checked.verify(token)
+    assert info.value.reason == "operator_revoked"
+    other = issuer(keys, clock).issue(f"spiffe://{TD}/service/acme", AUD)
+    assert checked.verify(other).spiffe_id.segments == ("service", "acme")

@@ -3,12 +3,20 @@
 Invariants:
 - Only EdDSA (Ed25519) and ES256 are accepted; ``alg: none`` and every HMAC
   algorithm are refused before any key is looked at.
-- ``exp``, ``iat``, ``aud``, ``iss`` and ``sub`` are required (pyjwt accepts a
-  token without ``exp`` unless told to require it).
+- ``exp``, ``iat``, ``aud``, ``iss`` and ``sub`` are required, each checked here (pyjwt
+  would accept a token without ``exp`` unless told to require it).
 - ``iat`` in the future (beyond the allowed leeway) is refused.
+- ``exp``, ``iat`` and ``nbf`` must be finite JSON numbers (not strings, booleans, NaN or
+  infinities: a NaN ``exp`` would otherwise never expire).
+- Bad input of any shape raises :class:`TokenVerificationError`, never another exception.
+- Verification parses the compact JWS once, itself (canonical unpadded base64url, JSON
+  objects without NaN/Infinity, no ``crit``/``b64`` extensions) and checks the signature
+  with pyca/cryptography directly: pyjwt parsed every token twice and validated base64
+  character by character in Python, which cost more than the signature check. Issuing
+  still uses pyjwt.
 - The key is chosen by ``kid`` from a key set; an unknown ``kid`` is refused.
 - Rotation: a :class:`KeySet` holds the active signing key and retired
-  verification keys; a retired key verifies until ``retire_until``.
+  verification keys; a retired key verifies until its ``not_after``.
 
 The clock is injected so tests control time.
 """
@@ -18,6 +26,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,8 +35,10 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from identity.errors import TokenVerificationError
 
@@ -127,8 +139,12 @@ def _thumbprint(key: PublicKey) -> str:
 
 def verification_key_from_jwk(jwk: Mapping[str, Any]) -> VerificationKey:
     """Parse one public JWK (OKP/Ed25519 or EC/P-256); raises TokenVerificationError."""
+    if not isinstance(jwk, Mapping):
+        raise TokenVerificationError("JWK must be an object", reason="jwk")
     try:
-        kid = str(jwk["kid"])
+        kid = jwk["kid"]
+        if not isinstance(kid, str) or not kid:
+            raise TokenVerificationError("JWK kid must be a non-empty string", reason="jwk")
         if jwk["kty"] == "OKP" and jwk["crv"] == "Ed25519":
             pub: PublicKey = ed25519.Ed25519PublicKey.from_public_bytes(_b64u_decode(jwk["x"]))
             alg = "EdDSA"
@@ -139,10 +155,24 @@ def verification_key_from_jwk(jwk: Mapping[str, Any]) -> VerificationKey:
             alg = "ES256"
         else:
             raise TokenVerificationError("unsupported JWK key type", reason="jwk")
-    except (KeyError, ValueError, TypeError) as exc:
+        not_after = jwk.get("exp")
+        expires = float(not_after) if not_after is not None else None
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
         raise TokenVerificationError(f"malformed JWK: {exc}", reason="jwk") from exc
-    not_after = jwk.get("exp")
-    return VerificationKey(kid, alg, pub, float(not_after) if not_after is not None else None)
+    if expires is not None and not math.isfinite(expires):
+        raise TokenVerificationError("JWK exp must be finite", reason="jwk")
+    return VerificationKey(kid, alg, pub, expires)
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
+    """RFC 7519 NumericDate: a finite JSON number (bool excluded)."""
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TokenVerificationError(f"{name} must be a number", reason="malformed")
+    number = float(value)
+    if not math.isfinite(number):
+        raise TokenVerificationError(f"{name} must be finite", reason="malformed")
+    return number
 
 
 @dataclass
@@ -235,17 +265,22 @@ class TokenVerifier:
         ``not_yet_valid``, ``iat_future``, ``audience``, ``issuer``,
         ``missing_claim``.
         """
-        # 1. size and shape before any parsing
-        if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
-            raise TokenVerificationError("token missing or too large", reason="malformed")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise TokenVerificationError("token is not a JWS", reason="malformed") from exc
+        # 1. size and shape before any parsing; each segment is canonical base64url
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES or not token.isascii():
+            raise TokenVerificationError(
+                "token missing, too large or not ASCII", reason="malformed"
+            )
+        segments = token.split(".")
+        if len(segments) != 3:
+            raise TokenVerificationError("a JWS has three segments", reason="malformed")
+        header_b64, payload_b64, signature_b64 = segments
+        header = _json_object(_segment(header_b64, "header"), "header")
         # 2. algorithm allow-list, before a key is chosen (defeats alg=none and HS256-with-pubkey)
         alg = header.get("alg")
         if alg not in ALLOWED_ALGORITHMS:
             raise TokenVerificationError(f"algorithm {alg!r} is not allowed", reason="algorithm")
+        if "crit" in header or header.get("b64", True) is not True:
+            raise TokenVerificationError("JWS extensions are not supported", reason="malformed")
         # 3. key by kid; the key's own algorithm must match the header's
         kid = header.get("kid")
         now = self.clock()
@@ -254,47 +289,76 @@ class TokenVerifier:
             raise TokenVerificationError(f"unknown key id {kid!r}", reason="unknown_kid")
         if key.algorithm != alg:
             raise TokenVerificationError("algorithm does not match the key", reason="algorithm")
-        # 4. signature and registered claims
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.public_key,
-                algorithms=[key.algorithm],
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=self.leeway_s,
-                options={
-                    "require": list(REQUIRED_CLAIMS),
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                },
-            )
-        except jwt.MissingRequiredClaimError as exc:
-            raise TokenVerificationError(str(exc), reason="missing_claim") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise TokenVerificationError("wrong audience", reason="audience") from exc
-        except jwt.InvalidIssuerError as exc:
-            raise TokenVerificationError("wrong issuer", reason="issuer") from exc
-        except jwt.InvalidSignatureError as exc:
-            raise TokenVerificationError("bad signature", reason="signature") from exc
-        except jwt.ImmatureSignatureError as exc:
-            raise TokenVerificationError("token not yet valid", reason="not_yet_valid") from exc
-        except jwt.PyJWTError as exc:
-            raise TokenVerificationError(f"invalid token: {exc}", reason="malformed") from exc
-        # 5. time checks against the injected clock (pyjwt reads the wall clock)
-        try:
-            exp = float(claims["exp"])
-            iat = float(claims["iat"])
-        except (TypeError, ValueError) as exc:
-            raise TokenVerificationError("exp/iat must be numbers", reason="malformed") from exc
+        # 4. signature over the ASCII signing input (RFC 7515 section 5.2)
+        signature = _segment(signature_b64, "signature")
+        _verify_signature(key, signature, f"{header_b64}.{payload_b64}".encode("ascii"))
+        claims = _json_object(_segment(payload_b64, "payload"), "payload")
+        # 5. registered claims
+        for name in REQUIRED_CLAIMS:
+            if claims.get(name) is None:
+                raise TokenVerificationError(
+                    f"token is missing the {name!r} claim", reason="missing_claim"
+                )
+        if not isinstance(claims["sub"], str) or not claims["sub"]:
+            raise TokenVerificationError("sub must be a non-empty string", reason="missing_claim")
+        if claims["iss"] != self.issuer:
+            raise TokenVerificationError("wrong issuer", reason="issuer")
+        aud = claims["aud"]
+        audiences = [aud] if isinstance(aud, str) else aud
+        if not isinstance(audiences, list) or self.audience not in audiences:
+            raise TokenVerificationError("wrong audience", reason="audience")
+        # 6. time checks against the injected clock
+        exp = _numeric_date(claims, "exp")
+        iat = _numeric_date(claims, "iat")
         if exp <= now - self.leeway_s:
             raise TokenVerificationError("token expired", reason="expired")
         if iat > now + self.leeway_s:
             raise TokenVerificationError("iat is in the future", reason="iat_future")
-        nbf = claims.get("nbf")
-        if nbf is not None and float(nbf) > now + self.leeway_s:
+        nbf = _numeric_date(claims, "nbf") if "nbf" in claims else None
+        if nbf is not None and nbf > now + self.leeway_s:
             raise TokenVerificationError("token not yet valid", reason="not_yet_valid")
-        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-            raise TokenVerificationError("sub must be a non-empty string", reason="missing_claim")
         return claims
+
+
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _segment(text: str, name: str) -> bytes:
+    """Decode one canonical, unpadded base64url segment (RFC 7515 section 2)."""
+    if len(text) % 4 == 1 or not _B64URL_RE.fullmatch(text):
+        raise TokenVerificationError(f"{name} is not base64url", reason="malformed")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64u(data) != text:  # non-zero trailing bits: a second spelling of the same bytes
+        raise TokenVerificationError(f"{name} is not canonical base64url", reason="malformed")
+    return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_object(data: bytes, name: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise TokenVerificationError(f"{name} is not JSON", reason="malformed") from exc
+    if not isinstance(value, dict):
+        raise TokenVerificationError(f"{name} is not a JSON object", reason="malformed")
+    return value
+
+
+def _verify_signature(key: VerificationKey, signature: bytes, signing_input: bytes) -> None:
+    public = key.public_key
+    try:
+        if isinstance(public, ed25519.Ed25519PublicKey):
+            public.verify(signature, signing_input)
+        else:
+            # JWS ES256 signatures are R || S, 32 bytes each (RFC 7518 section 3.4)
+            if len(signature) != 64:
+                raise InvalidSignature
+            der = encode_dss_signature(
+                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            )
+            public.verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise TokenVerificationError("bad signature", reason="signature") from exc

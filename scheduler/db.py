@@ -33,6 +33,8 @@ from sqlmodel import Session, SQLModel
 
 from scheduler import models  # noqa: F401  (registers the tables)
 
+SHARED_KEY = "cntrust.shared"
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -79,6 +81,8 @@ class Committer:
         self._engine = engine
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._on_commit = on_commit
+        # process-wide cache for facts that never become false (e.g. a tenant exists)
+        self.shared: dict[str, Any] = {}
         self._thread = threading.Thread(target=self._run, name="cntrust-committer", daemon=True)
         self._closed = False
         self.batches = 0
@@ -126,6 +130,7 @@ class Committer:
         results: list[tuple[_Pending, Any]] = []
         try:
             with Session(self._engine, expire_on_commit=False) as session:
+                session.info[SHARED_KEY] = self.shared
                 for pending in batch:
                     results.append((pending, pending.op(session)))
                 session.commit()
@@ -151,6 +156,7 @@ class Committer:
         for attempt in range(3):
             try:
                 with Session(self._engine, expire_on_commit=False) as session:
+                    session.info[SHARED_KEY] = self.shared
                     result = pending.op(session)
                     session.commit()
                 pending.future.set_result(result)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
+from scheduler.db import SHARED_KEY
 from scheduler.errors import Conflict, InvalidRequest, NotFound
 from scheduler.models import (
     ACTIVE_STATES,
@@ -30,6 +31,7 @@ from scheduler.models import (
 from scheduler.placement import NodeView, PlacementPipeline, PlacementResult, TaskRequest
 
 _NODES_KEY = "cntrust.online_nodes"
+
 _PLACE_CHUNK = 16
 
 
@@ -38,6 +40,16 @@ class Transition:
     task_id: str
     node_id: str | None
     to_state: TaskState
+
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def _get(session: Session, model: type[M], key: str) -> M | None:
+    """Primary-key lookup without an autoflush: the identity map already holds pending rows,
+    so pending writes wait for the batch's one flush instead of one flush per lookup."""
+    with session.no_autoflush:
+        return session.get(model, key)
 
 
 def transition(
@@ -59,7 +71,7 @@ def transition(
     will_be_active = to in ACTIVE_STATES
     if was_active and not will_be_active and task.node_id is not None:
         holder = node if node is not None and node.id == task.node_id else None
-        holder = holder or session.get(Node, task.node_id)
+        holder = holder or _get(session, Node, task.node_id)
         if holder is not None:
             holder.active_tasks = max(0, holder.active_tasks - 1)
             holder.cpu_used = max(0.0, holder.cpu_used - task.cpu)
@@ -181,7 +193,7 @@ def submit_task(
         ).first()
         if existing is not None:
             return existing, None
-    if session.get(Tenant, task.tenant) is None:
+    if not _tenant_exists(session, task.tenant):
         raise NotFound(f"tenant {task.tenant} is not registered")
     task.state = TaskState.SUBMITTED
     session.add(task)
@@ -190,6 +202,17 @@ def submit_task(
     )
     transition(session, task, TaskState.ADMITTED, now, admission_reason)
     return task, try_place(session, task, now, pipeline)
+
+
+def _tenant_exists(session: Session, name: str) -> bool:
+    """Tenants are never deleted, so a positive answer is cached for the process."""
+    known: set[str] = session.info.setdefault(SHARED_KEY, {}).setdefault("tenants", set())
+    if name in known:
+        return True
+    if _get(session, Tenant, name) is None:
+        return False
+    known.add(name)
+    return True
 
 
 def reject_task(session: Session, task: Task, now: float, reason: str) -> Task:
@@ -204,7 +227,7 @@ def reject_task(session: Session, task: Task, now: float, reason: str) -> Task:
 
 def claim_tasks(session: Session, node_id: str, now: float, limit: int) -> list[Task]:
     """Hand the node up to ``limit`` of its placed tasks and mark them running."""
-    node = session.get(Node, node_id)
+    node = _get(session, Node, node_id)
     if node is None:
         raise NotFound(f"node {node_id} is not registered")
     stmt = (
@@ -234,7 +257,7 @@ class Report:
 
 def report_task(session: Session, node_id: str, report: Report, now: float) -> Task:
     """Record a node's result for a task it holds; Conflict if it does not hold it."""
-    task = session.get(Task, report.task_id)
+    task = _get(session, Task, report.task_id)
     if task is None:
         raise NotFound(f"task {report.task_id} not found")
     if task.node_id != node_id or task.state != TaskState.RUNNING:
@@ -255,7 +278,7 @@ def report_task(session: Session, node_id: str, report: Report, now: float) -> T
 
 
 def cancel_task(session: Session, task_id: str, now: float, by: str) -> Task:
-    task = session.get(Task, task_id)
+    task = _get(session, Task, task_id)
     if task is None:
         raise NotFound(f"task {task_id} not found")
     transition(session, task, TaskState.CANCELLED, now, f"cancelled by {by}")
@@ -271,7 +294,7 @@ def requeue(session: Session, task: Task, now: float, reason: str) -> None:
 
 def register_node(session: Session, node: Node) -> Node:
     _forget_nodes(session)
-    existing = session.get(Node, node.id)
+    existing = _get(session, Node, node.id)
     if existing is None:
         session.add(node)
         return node
@@ -287,7 +310,7 @@ def heartbeat(
     session: Session, node_id: str, running: Sequence[str], now: float, grace_s: float
 ) -> list[str]:
     """Mark the node alive; requeue tasks it runs no longer. Returns the requeued ids."""
-    node = session.get(Node, node_id)
+    node = _get(session, Node, node_id)
     if node is None:
         raise NotFound(f"node {node_id} is not registered")
     node.last_heartbeat = now
@@ -363,7 +386,7 @@ def place_pending(
 
 
 def add_tenant(session: Session, name: str, now: float) -> Tenant:
-    if session.get(Tenant, name) is not None:
+    if _get(session, Tenant, name) is not None:
         raise Conflict(f"tenant {name} already exists")
     tenant = Tenant(name=name, created_at=now)
     session.add(tenant)
@@ -371,7 +394,7 @@ def add_tenant(session: Session, name: str, now: float) -> Tenant:
 
 
 def set_node_status(session: Session, node_id: str, status: NodeStatus, now: float) -> Node:
-    node = session.get(Node, node_id)
+    node = _get(session, Node, node_id)
     if node is None:
         raise NotFound(f"node {node_id} not found")
     if status == NodeStatus.CORDONED and node.status == NodeStatus.CORDONED:

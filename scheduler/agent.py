@@ -25,6 +25,8 @@ from scheduler.telemetry import Telemetry
 
 log = logging.getLogger("cntrust.agent")
 
+REPORT_COALESCE_S = 0.01
+
 
 @dataclass
 class AgentConfig:
@@ -187,8 +189,16 @@ class Agent:
                     pending.append(await asyncio.wait_for(self.results.get(), timeout=0.5))
                 except TimeoutError:
                     continue
-            while not self.results.empty() and len(pending) < 128:
-                pending.append(self.results.get_nowait())
+            # results of concurrent tasks arrive close together: send them in one report
+            deadline = asyncio.get_running_loop().time() + REPORT_COALESCE_S
+            while len(pending) < 128:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0 and self.results.empty():
+                    break
+                try:
+                    pending.append(await asyncio.wait_for(self.results.get(), max(remaining, 0)))
+                except TimeoutError:
+                    break
             body = {
                 "results": [
                     {

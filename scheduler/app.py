@@ -43,6 +43,7 @@ from scheduler.telemetry import traceparent_of
 log = logging.getLogger(__name__)
 
 NODE_TOKEN_TTL = SERVICE_TOKEN_MAX
+CLAIM_COALESCE_S = 0.01
 
 
 class Notifier:
@@ -277,6 +278,8 @@ def create_app(service: Service) -> FastAPI:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=min(remaining, 0.5))
+                # woken by new work: let a few more placements land so one claim takes them all
+                await asyncio.sleep(CLAIM_COALESCE_S)
         return [
             ClaimedTask(
                 id=t.id,

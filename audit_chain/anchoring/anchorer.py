@@ -237,9 +237,10 @@ class Anchorer:
         """Advance a pending anchor: confirmed record, or the pending anchor updated.
 
         Handles, in order: a mined attempt (confirmed after K blocks, while its block
-        is canonical); a block that left the chain (reorg); the nonce consumed by
-        another transaction (re-sent with a fresh nonce); a dropped transaction
-        (re-broadcast); a stuck one (fee bump up to the cap).
+        is canonical); a block that left the chain (reorg); a nonce consumed by
+        another transaction or left behind a gap (re-sent with the confirmed
+        nonce); a dropped transaction (re-broadcast); a stuck one (fee bump up to
+        the cap).
 
         Raises:
             AnchorRevertedError: the anchor was mined and reverted.
@@ -262,7 +263,10 @@ class Anchorer:
             return replace(pending, included=inclusion)
         if pending.included is not None:
             pending = replace(pending, included=None, reorgs=pending.reorgs + 1)
-        if self._confirmed_nonce() > pending.nonce:
+        confirmed = self._confirmed_nonce()
+        if confirmed != pending.nonce:
+            # Above: another transaction took our nonce. Below: a gap (an earlier
+            # transaction was dropped or reorged out), so ours can never be mined.
             return self._resend_with_new_nonce(pending)
         latest = pending.attempts[-1]
         if not self._is_known(latest.tx_hash):
@@ -321,13 +325,16 @@ class Anchorer:
     def _bump(self, pending: PendingAnchor) -> PendingAnchor:
         latest = pending.attempts[-1]
         cap = self._fees.max_fee_per_gas_cap
-        if latest.max_fee_per_gas >= cap:
-            return replace(pending, fee_cap_reached=True)
         factor = 100 + self._fees.bump_percent
         base_max, _ = self._initial_fees()
         max_fee = min(max(latest.max_fee_per_gas * factor // 100 + 1, base_max), cap)
         priority = min(latest.max_priority_fee_per_gas * factor // 100 + 1, max_fee)
-        return self._broadcast(replace(pending, fee_cap_reached=max_fee >= cap), max_fee, priority)
+        # Nodes refuse a replacement that does not raise both fees by >= 10 %.
+        if max_fee <= latest.max_fee_per_gas * 110 // 100 or priority <= (
+            latest.max_priority_fee_per_gas * 110 // 100
+        ):
+            return replace(pending, fee_cap_reached=True)
+        return self._broadcast(pending, max_fee, priority)
 
     def _resend_with_new_nonce(self, pending: PendingAnchor) -> PendingAnchor:
         fresh = self.anchor(pending.log_id, pending.tree_size, pending.root)

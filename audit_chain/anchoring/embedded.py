@@ -52,6 +52,7 @@ from web3.types import RPCEndpoint, RPCResponse
 from audit_chain.anchoring.deploy import deploy_anchor_contract
 from audit_chain.anchoring.errors import EmbeddedChainError
 from audit_chain.anchoring.files import load_anchorer_key, write_anchorer_key
+from audit_chain.anchoring.records import json_depth_ok
 
 JOURNAL_NAME = "journal.jsonl"
 KEY_NAME = "anchorer.key"
@@ -135,8 +136,8 @@ class _Journal:
             data = data[:good_end]
         entries = []
         for number, line in enumerate(data.splitlines(), start=1):
-            if len(line) > MAX_JOURNAL_LINE_BYTES:
-                raise EmbeddedChainError(f"journal line {number} too long")
+            if len(line) > MAX_JOURNAL_LINE_BYTES or not json_depth_ok(line, 4):
+                raise EmbeddedChainError(f"journal line {number} too long or too deep")
             try:
                 entry = json.loads(line)
             except ValueError as exc:

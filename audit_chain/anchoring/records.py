@@ -28,6 +28,38 @@ _RAW_TX = re.compile(r"0x[0-9a-f]{2,8192}")
 _MAX_UINT256 = 2**256 - 1
 
 
+MAX_JSON_DEPTH = 16
+
+
+def json_depth_ok(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests arrays/objects at most `max_depth` deep.
+
+    Checked before `json.loads`: CPython's decoder can exhaust the C stack on
+    deeply nested input when the recursion limit has been raised.
+    """
+    data = text.encode() if isinstance(text, str) else bytes(text)
+    depth = 0
+    in_string = False
+    escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > max_depth:
+                return False
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return True
+
+
 def hash32_hex(value: str | bytes, *, field_name: str = "hash") -> str:
     """Normalize a 32-byte value to "0x" + 64 lowercase hex.
 
@@ -349,6 +381,8 @@ class AnchorState:
         """
         if len(text) > MAX_STATE_JSON_BYTES:
             raise AnchorRecordError("anchoring state too large")
+        if not json_depth_ok(text):
+            raise AnchorRecordError("anchoring state nests too deeply")
         try:
             value = json.loads(text)
         except (ValueError, RecursionError) as exc:

@@ -25,7 +25,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from audit_chain.anchoring import _rpc
 from audit_chain.anchoring.contract import ContractArtifact, load_artifact
@@ -302,9 +302,7 @@ class Anchorer:
         def get() -> Any:
             try:
                 return self._w3.eth.get_block(block_number)
-            except Exception as exc:  # BlockNotFound on nodes, ValidationError on eth-tester
-                if isinstance(exc, OSError):
-                    raise
+            except BlockNotFound:
                 return None
 
         block = _rpc.call("eth_getBlockByNumber", get)

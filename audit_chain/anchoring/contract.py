@@ -104,9 +104,11 @@ def compile_artifact(source: str) -> ContractArtifact:
     version = str(getattr(vyper, "__version__", ""))
     if not version.startswith(VYPER_VERSION):
         raise ContractArtifactError(f"vyper {VYPER_VERSION} required, found {version!r}")
+    from vyper.exceptions import VyperException
+
     try:
         out = vyper.compile_code(source, output_formats=["abi", "bytecode"])
-    except Exception as exc:  # vyper raises many unrelated exception types
+    except VyperException as exc:
         raise ContractArtifactError(f"vyper failed to compile: {exc}") from exc
     return ContractArtifact(
         contract_name=CONTRACT_NAME,

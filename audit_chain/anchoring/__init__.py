@@ -4,7 +4,7 @@ Public API (names load lazily, so reading records or errors never imports web3):
 
 - contract: `load_artifact`, `compile_artifact`, `ContractArtifact`,
   `deploy_anchor_contract`, `set_anchorer`;
-- sending: `Anchorer`, `FeePolicy`;
+- sending: `Anchorer`, `FeePolicy`, `http_web3` (JSON-RPC client for `--chain-rpc`);
 - scheduling: `AnchorLoop`, `AnchorPolicy`, `AnchorWorker`, `StepResult`, `TreeHead`,
   `new_state`;
 - records: `AnchorRecord`, `AnchorState`, `PendingAnchor`, `SentTransaction`,
@@ -41,6 +41,7 @@ from audit_chain.anchoring.records import (
 )
 
 if TYPE_CHECKING:
+    from audit_chain.anchoring._rpc import http_web3
     from audit_chain.anchoring.anchorer import Anchorer, FeePolicy
     from audit_chain.anchoring.contract import ContractArtifact, compile_artifact, load_artifact
     from audit_chain.anchoring.deploy import deploy_anchor_contract, set_anchorer
@@ -81,6 +82,7 @@ _LAZY = {
     "TreeHead": "loop",
     "new_state": "loop",
     "verify_anchor_on_chain": "verify",
+    "http_web3": "_rpc",
 }
 
 __all__ = [
@@ -110,6 +112,7 @@ __all__ = [
     "TreeHead",
     "compile_artifact",
     "deploy_anchor_contract",
+    "http_web3",
     "load_anchorer_key",
     "load_artifact",
     "load_state_file",

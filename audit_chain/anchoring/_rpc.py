@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from web3 import Web3
 from web3.exceptions import (
     ContractLogicError,
     ProviderConnectionError,
@@ -76,3 +77,15 @@ def call(method: str, fn: Callable[[], T]) -> T:
         raise AnchorRejectedError(f"{method}: contract refused: {reason}", reason=reason) from exc
     except _REFUSALS as exc:
         raise AnchorTransactionError(f"{method}: node error: {exc}") from exc
+
+
+def http_web3(url: str, *, timeout_s: float = 5.0) -> Web3:
+    """A Web3 over HTTP JSON-RPC for the anchorer: bounded timeout, no built-in retries.
+
+    web3's default HTTP retries sleep inside the call; the anchoring loop does its
+    own back-off instead, so a dead node costs at most `timeout_s` per step.
+    """
+    provider = Web3.HTTPProvider(
+        url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
+    )
+    return Web3(provider)

@@ -40,6 +40,7 @@ from audit_chain.anchoring.records import (
 )
 
 GWEI = 10**9
+_NEW_SEND_TRIES = 4
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,29 @@ class Anchorer:
             gas=gas,
             attempts=(),
         )
+        return self._broadcast_new(pending, max_fee, priority)
+
+    def _broadcast_new(self, pending: PendingAnchor, max_fee: int, priority: int) -> PendingAnchor:
+        """First broadcast at a fresh nonce, outbidding a leftover transaction of ours.
+
+        A transaction from an earlier process may still sit in the node's pool at
+        this nonce; the node then refuses ours as underpriced, so raise the fees by
+        `bump_percent` (up to the cap) a few times. "nonce too low" means the nonce
+        moved while we prepared; take the new one.
+        """
+        for _ in range(_NEW_SEND_TRIES - 1):
+            try:
+                return self._broadcast(pending, max_fee, priority)
+            except AnchorTransactionError as exc:
+                text = str(exc).lower()
+                factor = 100 + self._fees.bump_percent
+                if "underpriced" in text and max_fee < self._fees.max_fee_per_gas_cap:
+                    max_fee = min(max_fee * factor // 100 + 1, self._fees.max_fee_per_gas_cap)
+                    priority = min(priority * factor // 100 + 1, max_fee)
+                elif "nonce too low" in text:
+                    pending = replace(pending, nonce=self._confirmed_nonce())
+                else:
+                    raise
         return self._broadcast(pending, max_fee, priority)
 
     def _confirmed_nonce(self) -> int:

@@ -237,7 +237,7 @@ class AnchorWorker:
         while not self._stop.is_set():
             try:
                 self.run_once()
-            except BaseException as exc:  # a callback bug: stop visibly, never spin
+            except Exception as exc:  # a callback bug: stop visibly, never spin
                 self.failure = exc
                 return
             self._stop.wait(self._interval_s)

@@ -34,6 +34,7 @@ from audit_chain.anchoring import (
     PendingAnchor,
     TreeHead,
     deploy_anchor_contract,
+    http_web3,
     new_state,
     verify_anchor_on_chain,
 )
@@ -117,10 +118,7 @@ class Node:
         self.process = None
 
     def web3(self) -> Web3:
-        provider = Web3.HTTPProvider(
-            self.url, request_kwargs={"timeout": 1.0}, exception_retry_configuration=None
-        )
-        return Web3(provider)
+        return http_web3(self.url, timeout_s=1.0)
 
     def rpc(self, method: str, *params: Any) -> Any:
         response = self.web3().provider.make_request(method, list(params))  # type: ignore[arg-type]
@@ -290,3 +288,28 @@ def test_nonce_gap_left_by_a_queued_transaction_does_not_stall(node: Node) -> No
     verify_anchor_on_chain(s.w3, state.anchors[-1], 1)
     s.node.rpc("evm_mine")
     assert s.w3.eth.get_transaction_count(s.account.address, "latest") == nonce + 2
+
+
+def test_leftover_pool_transaction_at_our_nonce_is_outbid(node: Node) -> None:
+    s = Setup(node)
+    node.rpc("evm_setAutomine", False)
+    nonce = s.w3.eth.get_transaction_count(s.account.address)
+    block = s.w3.eth.get_block("latest")
+    leftover = {
+        "type": 2,
+        "chainId": s.w3.eth.chain_id,
+        "nonce": nonce,
+        "to": "0x" + "22" * 20,
+        "value": 1,
+        "gas": 21_000,
+        "maxFeePerGas": 2 * int(block["baseFeePerGas"]) + 10**9,
+        "maxPriorityFeePerGas": 10**9,
+    }
+    s.w3.eth.send_raw_transaction(s.account.sign_transaction(leftover).raw_transaction)
+    pending = s.anchorer.anchor(LOG, 30, b"\x30" * 32)
+    assert pending.nonce == nonce
+    assert pending.attempts[0].max_priority_fee_per_gas > 10**9
+    node.rpc("evm_mine")
+    record = s.anchorer.poll(pending)
+    assert isinstance(record, AnchorRecord)
+    verify_anchor_on_chain(s.w3, record, 1)

@@ -36,6 +36,7 @@ EXPECTED = {
     "TreeHead",
     "compile_artifact",
     "deploy_anchor_contract",
+    "http_web3",
     "load_anchorer_key",
     "load_artifact",
     "load_state_file",

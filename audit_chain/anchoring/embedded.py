@@ -4,7 +4,9 @@ eth-tester keeps its chain in memory only. `EmbeddedChain` makes it durable by
 journaling every block it mines: each raw signed transaction (one per block,
 auto-mined) and each empty block, with the block's timestamp and hash, appended to
 `<data_dir>/journal.jsonl` and fsynced before the caller gets the transaction hash.
-On restart a fresh eth-tester replays the journal in order.
+On restart a fresh eth-tester replays the journal in order. Every `snapshot_every`
+journal entries the py-evm database is also written to `<data_dir>/state.snapshot`
+(a cache, checked against the journal), so a restart replays only the lines after it.
 
 Invariants:
 - replay is deterministic: genesis parameters are fixed (its timestamp is the first
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import rlp
+from eth.exceptions import PyEVMError
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
@@ -46,9 +49,11 @@ from eth_tester.backends.pyevm.serializers import (
     serialize_transaction_receipt,
 )
 from eth_tester.exceptions import TransactionNotFound
+from eth_tester.exceptions import ValidationError as TesterValidationError
 from web3 import EthereumTesterProvider, Web3
 from web3.types import RPCEndpoint, RPCResponse
 
+from audit_chain.anchoring._snapshot import Snapshot, read_snapshot, write_snapshot
 from audit_chain.anchoring.deploy import deploy_anchor_contract
 from audit_chain.anchoring.errors import EmbeddedChainError
 from audit_chain.anchoring.files import load_anchorer_key, write_anchorer_key
@@ -56,6 +61,7 @@ from audit_chain.anchoring.records import json_depth_ok
 
 JOURNAL_NAME = "journal.jsonl"
 KEY_NAME = "anchorer.key"
+SNAPSHOT_NAME = "state.snapshot"
 JOURNAL_FORMAT = 1
 MAX_JOURNAL_LINE_BYTES = 64 * 1024
 FUNDING_WEI = 1_000 * 10**18
@@ -66,6 +72,8 @@ _ALLOWED = ("evm_mine",)
 class _DeterministicBackend(PyEVMBackend):
     """PyEVMBackend with a fixed genesis, settable block timestamps, a deterministic
     mix hash, and a transaction-hash -> block-number index."""
+
+    chain: Any
 
     def __init__(self, genesis_timestamp: int) -> None:
         params = PyEVMBackend.generate_genesis_params({"timestamp": genesis_timestamp})
@@ -91,6 +99,26 @@ class _DeterministicBackend(PyEVMBackend):
                 self._tx_index[tx.hash] = block.number
             hashes.append(block.hash)
         return tuple(hashes)
+
+    def _store(self) -> dict[bytes, bytes]:
+        store = getattr(getattr(self.chain.chaindb.db, "wrapped_db", None), "kv_store", None)
+        if not isinstance(store, dict):
+            raise EmbeddedChainError("py-evm database layout not supported for snapshots")
+        return store
+
+    def export_snapshot(self, journal_entries: int) -> Snapshot:
+        head = self.chain.get_canonical_head()
+        return Snapshot(journal_entries, head.hash, dict(self._store()), dict(self._tx_index))
+
+    def import_snapshot(self, snapshot: Snapshot) -> None:
+        store = self._store()
+        store.clear()
+        store.update(snapshot.kv)
+        self.chain = type(self.chain)(self.chain.chaindb.db)
+        self._tx_index = dict(snapshot.tx_index)
+
+    def head_hash(self) -> bytes:
+        return bytes(self.chain.get_canonical_head().hash)
 
     def _locate(self, transaction_hash: bytes) -> tuple[Any, Any, int, bool]:
         number = self._tx_index.get(transaction_hash)
@@ -122,6 +150,7 @@ class _Journal:
 
     def __init__(self, path: Path) -> None:
         self._path = path
+        self.count = 0
 
     def read(self) -> list[dict[str, Any]]:
         if not self._path.exists():
@@ -145,6 +174,7 @@ class _Journal:
             if not isinstance(entry, dict) or not isinstance(entry.get("op"), str):
                 raise EmbeddedChainError(f"journal line {number} is malformed")
             entries.append(entry)
+        self.count = len(entries)
         return entries
 
     def append(self, entry: dict[str, Any]) -> None:
@@ -155,6 +185,7 @@ class _Journal:
             os.fsync(fd)
         finally:
             os.close(fd)
+        self.count += 1
 
 
 class _JournalingProvider(EthereumTesterProvider):
@@ -167,8 +198,10 @@ class _JournalingProvider(EthereumTesterProvider):
         backend: _DeterministicBackend,
         journal: _Journal,
         clock: Callable[[], float],
+        after_append: Callable[[], None],
     ) -> None:
         super().__init__(tester)
+        self._after_append = after_append
         self._tester = tester
         self._backend = backend
         self._journal = journal
@@ -199,6 +232,7 @@ class _JournalingProvider(EthereumTesterProvider):
                     raw = params[0]
                     entry["raw"] = raw if isinstance(raw, str) else Web3.to_hex(raw)
                 self._journal.append(entry)
+                self._after_append()
             return response
 
 
@@ -216,12 +250,14 @@ class EmbeddedChain:
         *,
         clock: Callable[[], float] = time.time,
         new_key: Callable[[int], bytes] = secrets.token_bytes,
+        snapshot_every: int = 1024,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._clock = clock
-        journal = _Journal(self.data_dir / JOURNAL_NAME)
-        entries = journal.read()
+        self._snapshot_every = snapshot_every
+        self._journal = _Journal(self.data_dir / JOURNAL_NAME)
+        entries = self._journal.read()
         if entries:
             genesis = entries[0]
             if genesis.get("op") != "genesis" or genesis.get("format") != JOURNAL_FORMAT:
@@ -231,17 +267,45 @@ class EmbeddedChain:
                 raise EmbeddedChainError("journal genesis timestamp is malformed")
         else:
             genesis_timestamp = int(clock())
-            journal.append(
+            self._journal.append(
                 {"op": "genesis", "format": JOURNAL_FORMAT, "timestamp": genesis_timestamp}
             )
+            entries = [{"op": "genesis"}]
         self._backend = _DeterministicBackend(genesis_timestamp)
+        start = self._restore_snapshot(entries, genesis_timestamp)
+        self.snapshot_used = start > 1
+        self._snapshot_at = start
         self._tester = EthereumTester(self._backend)
-        self._replay(entries[1:])
-        self.blocks_replayed = max(len(entries) - 1, 0)
-        self.provider = _JournalingProvider(self._tester, self._backend, journal, clock)
+        self._replay(entries[start:], first_line=start + 1)
+        self.blocks_replayed = len(entries) - start
+        self.provider = _JournalingProvider(
+            self._tester, self._backend, self._journal, clock, self._maybe_snapshot
+        )
         self.web3 = Web3(self.provider)
         self.account = self._anchorer_account(new_key)
         self.contract_address = self._ensure_contract()
+
+    def _restore_snapshot(self, entries: list[dict[str, Any]], genesis_timestamp: int) -> int:
+        """Load the snapshot if it matches the journal; return the first entry to replay."""
+        snapshot = read_snapshot(self.data_dir / SNAPSHOT_NAME)
+        if snapshot is None or not 1 < snapshot.journal_entries <= len(entries):
+            return 1
+        expected = "0x" + snapshot.head_hash.hex()
+        if entries[snapshot.journal_entries - 1].get("block_hash") != expected:
+            return 1
+        self._backend.import_snapshot(snapshot)
+        if self._backend.head_hash() != snapshot.head_hash:
+            self._backend = _DeterministicBackend(genesis_timestamp)
+            return 1
+        return snapshot.journal_entries
+
+    def _maybe_snapshot(self) -> None:
+        if self._journal.count - self._snapshot_at < self._snapshot_every:
+            return
+        write_snapshot(
+            self.data_dir / SNAPSHOT_NAME, self._backend.export_snapshot(self._journal.count)
+        )
+        self._snapshot_at = self._journal.count
 
     @property
     def chain_id(self) -> int:
@@ -251,18 +315,21 @@ class EmbeddedChain:
         """Mine one empty block (journaled), e.g. to add confirmations."""
         self.provider.make_request(RPCEndpoint("evm_mine"), [1])
 
-    def _replay(self, entries: list[dict[str, Any]]) -> None:
-        for number, entry in enumerate(entries, start=2):
+    def _replay(self, entries: list[dict[str, Any]], *, first_line: int) -> None:
+        for number, entry in enumerate(entries, start=first_line):
             timestamp = entry.get("timestamp")
             if not isinstance(timestamp, int):
                 raise EmbeddedChainError(f"journal line {number}: bad timestamp")
             self._backend.set_pending_timestamp(timestamp)
-            if entry["op"] == "tx" and isinstance(entry.get("raw"), str):
-                self._tester.send_raw_transaction(entry["raw"])
-            elif entry["op"] == "mine":
-                self._tester.mine_blocks(1)
-            else:
-                raise EmbeddedChainError(f"journal line {number}: unknown operation")
+            try:
+                if entry["op"] == "tx" and isinstance(entry.get("raw"), str):
+                    self._tester.send_raw_transaction(entry["raw"])
+                elif entry["op"] == "mine":
+                    self._tester.mine_blocks(1)
+                else:
+                    raise EmbeddedChainError(f"journal line {number}: unknown operation")
+            except (TesterValidationError, PyEVMError, ValueError) as exc:
+                raise EmbeddedChainError(f"journal line {number}: replay failed: {exc}") from exc
             block_hash = self._tester.get_block_by_number("latest")["hash"]
             if str(block_hash) != entry.get("block_hash"):
                 raise EmbeddedChainError(

@@ -68,8 +68,8 @@ def test_anchors_per_second_embedded(benchmark, tmp_path: Path) -> None:  # type
     print(f"\nembedded (journal fsync): {1 / benchmark.stats.stats.mean:.1f} anchors/s")
 
 
-def test_embedded_restart_replay(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    chain = EmbeddedChain(tmp_path)
+def _restart_bench(benchmark, tmp_path: Path, snapshot_every: int) -> None:  # type: ignore[no-untyped-def]
+    chain = EmbeddedChain(tmp_path, snapshot_every=snapshot_every)
     anchorer = Anchorer(chain.web3, chain.contract_address, chain.account)
     sizes = count(1)
     for _ in range(200):
@@ -77,9 +77,21 @@ def test_embedded_restart_replay(benchmark, tmp_path: Path) -> None:  # type: ig
     blocks = chain.web3.eth.block_number
 
     def restart() -> EmbeddedChain:
-        return EmbeddedChain(tmp_path)
+        return EmbeddedChain(tmp_path, snapshot_every=snapshot_every)
 
-    benchmark.pedantic(restart, rounds=3, iterations=1)
+    again = benchmark.pedantic(restart, rounds=3, iterations=1)
     mean = benchmark.stats.stats.mean
-    benchmark.extra_info["blocks_replayed"] = blocks
-    print(f"\nrestart: {blocks} blocks replayed in {mean:.2f} s ({blocks / mean:.0f} blocks/s)")
+    benchmark.extra_info["blocks"] = blocks
+    benchmark.extra_info["blocks_replayed"] = again.blocks_replayed
+    print(
+        f"\nrestart with {blocks} blocks, {again.blocks_replayed} replayed "
+        f"(snapshot used: {again.snapshot_used}): {mean:.2f} s"
+    )
+
+
+def test_embedded_restart_full_replay(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _restart_bench(benchmark, tmp_path, snapshot_every=10**9)
+
+
+def test_embedded_restart_from_snapshot(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _restart_bench(benchmark, tmp_path, snapshot_every=100)

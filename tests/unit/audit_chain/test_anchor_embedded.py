@@ -24,7 +24,7 @@ from audit_chain.anchoring import (
     new_state,
     verify_anchor_on_chain,
 )
-from audit_chain.anchoring.embedded import JOURNAL_NAME, KEY_NAME
+from audit_chain.anchoring.embedded import JOURNAL_NAME, KEY_NAME, SNAPSHOT_NAME
 
 LOG = b"\x44" * 32
 
@@ -152,3 +152,53 @@ def test_transactions_are_found_through_the_index(tmp_path: Path) -> None:
     receipt = chain.web3.eth.get_transaction_receipt(state.anchors[0].tx_hash)  # type: ignore[arg-type]
     assert receipt["blockNumber"] == state.anchors[0].block_number
     assert Web3.to_hex(receipt["blockHash"]) == state.anchors[0].block_hash
+
+
+def _fill(chain: EmbeddedChain, blocks: int) -> None:
+    for _ in range(blocks):
+        chain.mine_block()
+
+
+def test_restart_from_snapshot_replays_only_the_tail(tmp_path: Path) -> None:
+    chain = EmbeddedChain(tmp_path, snapshot_every=8)
+    state = anchor_sizes(chain, [2], new_state(LOG))
+    _fill(chain, 10)
+    head = chain.web3.eth.get_block("latest")
+    assert (tmp_path / SNAPSHOT_NAME).exists()
+
+    again = EmbeddedChain(tmp_path, snapshot_every=8)
+    assert again.snapshot_used
+    assert again.blocks_replayed < 8
+    assert again.web3.eth.get_block("latest")["hash"] == head["hash"]
+    verify_anchor_on_chain(again.web3, state.anchors[-1], 1)
+    anchor_sizes(again, [3], state)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+def test_damaged_snapshot_falls_back_to_full_replay(tmp_path: Path, damage: str) -> None:
+    chain = EmbeddedChain(tmp_path, snapshot_every=4)
+    _fill(chain, 6)
+    head = chain.web3.eth.get_block("latest")
+    path = tmp_path / SNAPSHOT_NAME
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = bytearray(b"\x00" * 200)
+    path.write_bytes(bytes(data))
+    again = EmbeddedChain(tmp_path, snapshot_every=4)
+    assert not again.snapshot_used
+    assert again.web3.eth.get_block("latest")["hash"] == head["hash"]
+
+
+def test_snapshot_not_matching_the_journal_is_ignored(tmp_path: Path) -> None:
+    chain = EmbeddedChain(tmp_path, snapshot_every=4)
+    _fill(chain, 5)
+    snapshot = (tmp_path / SNAPSHOT_NAME).read_bytes()
+    other = tmp_path / "other"
+    EmbeddedChain(other, snapshot_every=1000)
+    (other / SNAPSHOT_NAME).write_bytes(snapshot)  # another chain's snapshot
+    again = EmbeddedChain(other, snapshot_every=1000)
+    assert not again.snapshot_used

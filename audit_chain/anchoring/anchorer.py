@@ -272,25 +272,22 @@ class Anchorer:
             AnchorRpcUnavailableError: the node cannot be reached.
             AnchorTransactionError: the node refused a re-broadcast.
         """
-        head = self.head_block_number()
         mined = self._find_mined(pending)
         if mined is not None:
-            receipt, inclusion = mined
-            if int(receipt["status"]) != 1:
-                raise AnchorRevertedError(
-                    f"anchor transaction {inclusion.tx_hash} reverted",
-                    tx_hash=inclusion.tx_hash,
-                    block_number=inclusion.block_number,
-                )
-            if head - inclusion.block_number + 1 >= self._confirmations:
-                return self._record(pending, inclusion, head)
-            return replace(pending, included=inclusion)
+            return self._mined(pending, *mined)
         if pending.included is not None:
             pending = replace(pending, included=None, reorgs=pending.reorgs + 1)
         confirmed = self._confirmed_nonce()
-        if confirmed != pending.nonce:
-            # Above: another transaction took our nonce. Below: a gap (an earlier
-            # transaction was dropped or reorged out), so ours can never be mined.
+        if confirmed > pending.nonce:
+            # Our nonce is used: by one of our attempts mined since we looked, or by
+            # another transaction (then ours can never be mined).
+            mined = self._find_mined(pending)
+            if mined is not None:
+                return self._mined(pending, *mined)
+            return self._resend_with_new_nonce(pending)
+        if confirmed < pending.nonce:
+            # A gap (an earlier transaction was dropped or reorged out): ours can never
+            # be mined at this nonce.
             return self._resend_with_new_nonce(pending)
         latest = pending.attempts[-1]
         if not self._is_known(latest.tx_hash):
@@ -299,6 +296,20 @@ class Anchorer:
         if self._clock() - latest.sent_at >= self._fees.bump_after_s:
             return self._bump(pending)
         return pending
+
+    def _mined(
+        self, pending: PendingAnchor, receipt: Any, inclusion: Inclusion
+    ) -> PendingAnchor | AnchorRecord:
+        if int(receipt["status"]) != 1:
+            raise AnchorRevertedError(
+                f"anchor transaction {inclusion.tx_hash} reverted",
+                tx_hash=inclusion.tx_hash,
+                block_number=inclusion.block_number,
+            )
+        head = self.head_block_number()
+        if head - inclusion.block_number + 1 >= self._confirmations:
+            return self._record(pending, inclusion, head)
+        return replace(pending, included=inclusion)
 
     def _find_mined(self, pending: PendingAnchor) -> tuple[Any, Inclusion] | None:
         for attempt in reversed(pending.attempts):

@@ -225,3 +225,32 @@ def test_reverted_anchor_is_reported(chain: Chain) -> None:
         anchorer.poll(sent)
     assert info.value.tx_hash == sent.attempts[0].tx_hash
     assert chain.latest_size() == 10
+
+
+class MineOnNonceQuery(EthereumTesterProvider):
+    """Mines the pool the moment the anchorer reads its nonce: the race where our
+    transaction is mined between the receipt lookup and the nonce check."""
+
+    armed = False
+
+    def make_request(self, method, params):  # type: ignore[no-untyped-def]
+        if self.armed and method == "eth_getTransactionCount":
+            self.armed = False
+            self.ethereum_tester.mine_blocks(1)
+        return super().make_request(method, params)
+
+
+def test_transaction_mined_during_poll_is_not_sent_again() -> None:
+    backend = PyEVMBackend()
+    tester = EthereumTester(backend)
+    provider = MineOnNonceQuery(tester)
+    w3 = Web3(provider)
+    account = Account.from_key(backend.account_keys[0].to_bytes())
+    address = deploy_anchor_contract(w3, account, poll_s=0.0)
+    anchorer = Anchorer(w3, address, account)
+    tester.disable_auto_mine_transactions()
+    pending = anchorer.anchor(LOG, 5, b"\x05" * 32)
+    provider.armed = True
+    record = anchorer.poll(pending)
+    assert isinstance(record, AnchorRecord)
+    assert record.tx_hash == pending.attempts[0].tx_hash

@@ -69,14 +69,16 @@ class StepResult:
 
     `action` is one of: "idle", "backoff", "sent", "waiting", "anchored",
     "reorg", "error". `anchored` holds anchors confirmed in this step (persist them).
-    `error` is the anchoring error this step hit, if any (already reflected in
-    `state.retry_at`).
+    `orphaned` holds a confirmed anchor whose block left the chain in this step
+    (mark it superseded; its re-anchoring arrives later in `anchored`). `error` is
+    the anchoring error this step hit, if any (already reflected in `state.retry_at`).
     """
 
     state: AnchorState
     action: str
     anchored: tuple[AnchorRecord, ...] = ()
     error: AnchoringError | None = None
+    orphaned: tuple[AnchorRecord, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -161,7 +163,7 @@ class AnchorLoop:
         ):
             pending = replace(watch, included=None, reorgs=watch.reorgs + 1)
             reorged = replace(state, anchors=state.anchors[:-1], pending=pending, watch=None)
-            return StepResult(reorged, "reorg")
+            return StepResult(reorged, "reorg", orphaned=(latest,))
         # 2. Follow the anchor in flight.
         if state.pending is not None:
             outcome = self._anchorer.poll(state.pending)
@@ -189,7 +191,8 @@ class AnchorWorker:
 
     `read_head` returns the log's latest tree head (or None), cheaply and without
     blocking appends; `save_state` persists the state after each changing step;
-    `on_anchored` receives each confirmed anchor. Exceptions from these callbacks
+    `on_anchored` receives each confirmed anchor, `on_orphaned` each confirmed anchor
+    whose block left the chain (a re-anchor follows). Exceptions from these callbacks
     stop the worker and are kept in `failure`.
     """
 
@@ -201,6 +204,7 @@ class AnchorWorker:
         read_head: Callable[[], TreeHead | None],
         save_state: Callable[[AnchorState], None],
         on_anchored: Callable[[AnchorRecord], None] | None = None,
+        on_orphaned: Callable[[AnchorRecord], None] | None = None,
         interval_s: float = 1.0,
     ) -> None:
         self._loop = loop
@@ -208,6 +212,7 @@ class AnchorWorker:
         self._read_head = read_head
         self._save_state = save_state
         self._on_anchored = on_anchored
+        self._on_orphaned = on_orphaned
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -228,6 +233,9 @@ class AnchorWorker:
                 self._save_state(result.state)
             self._state = result.state
             self.last_result = result
+        if self._on_orphaned is not None:
+            for record in result.orphaned:
+                self._on_orphaned(record)
         if self._on_anchored is not None:
             for record in result.anchored:
                 self._on_anchored(record)

@@ -179,6 +179,7 @@ def test_reorg_of_a_confirmed_anchor_leads_to_re_anchoring() -> None:
     s.tester.mine_blocks(1)
     result = s.loop.step(state, head(2))
     assert result.action == "reorg"
+    assert result.orphaned == (first,)
     assert result.state.anchored_tree_size == 1 and result.state.pending is not None
     state = run_until_anchored(s, result.state, head(2))
     again = state.anchors[-1]

@@ -31,9 +31,18 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from scheduler import models  # noqa: F401  (registers the tables)
+from scheduler import models
 
 SHARED_KEY = "cntrust.shared"
+EVENTS_KEY = "cntrust.events"
+
+
+def commit(session: Session) -> None:
+    """Insert the queued task events (one executemany), then commit."""
+    events = session.info.pop(EVENTS_KEY, None)
+    if events:
+        session.execute(sa.insert(models.TaskEvent), events)
+    session.commit()
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +142,7 @@ class Committer:
                 session.info[SHARED_KEY] = self.shared
                 for pending in batch:
                     results.append((pending, pending.op(session)))
-                session.commit()
+                commit(session)
         except Exception:
             if len(batch) == 1:
                 self._fail(batch[0])
@@ -158,7 +167,7 @@ class Committer:
                 with Session(self._engine, expire_on_commit=False) as session:
                     session.info[SHARED_KEY] = self.shared
                     result = pending.op(session)
-                    session.commit()
+                    commit(session)
                 pending.future.set_result(result)
                 return
             except sa.exc.OperationalError as exc:  # e.g. "database is locked"

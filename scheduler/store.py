@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from sqlmodel import Session, SQLModel, col, select
 
-from scheduler.db import SHARED_KEY
+from scheduler.db import EVENTS_KEY, SHARED_KEY
 from scheduler.errors import Conflict, InvalidRequest, NotFound
 from scheduler.models import (
     ACTIVE_STATES,
@@ -24,7 +24,6 @@ from scheduler.models import (
     Node,
     NodeStatus,
     Task,
-    TaskEvent,
     TaskState,
     Tenant,
 )
@@ -50,6 +49,29 @@ def _get(session: Session, model: type[M], key: str) -> M | None:
     so pending writes wait for the batch's one flush instead of one flush per lookup."""
     with session.no_autoflush:
         return session.get(model, key)
+
+
+def record_event(
+    session: Session,
+    task_id: str,
+    from_state: str | None,
+    to_state: str,
+    at: float,
+    reason: str,
+    node_id: str | None,
+) -> None:
+    """Queue a TaskEvent row; the committer inserts all of a batch's events in one statement
+    just before it commits, in the same transaction."""
+    session.info.setdefault(EVENTS_KEY, []).append(
+        {
+            "task_id": task_id,
+            "from_state": from_state,
+            "to_state": to_state,
+            "at": at,
+            "reason": reason,
+            "node_id": node_id,
+        }
+    )
 
 
 def transition(
@@ -87,16 +109,7 @@ def transition(
         node.gpu_used += task.gpu
         task.node_id = node.id
         session.add(node)
-    session.add(
-        TaskEvent(
-            task_id=task.id,
-            from_state=task.state.value,
-            to_state=to.value,
-            at=now,
-            reason=reason,
-            node_id=task.node_id,
-        )
-    )
+    record_event(session, task.id, task.state.value, to.value, now, reason, task.node_id)
     if to == TaskState.ADMITTED:
         task.node_id = None
     task.state = to
@@ -197,9 +210,7 @@ def submit_task(
         raise NotFound(f"tenant {task.tenant} is not registered")
     task.state = TaskState.SUBMITTED
     session.add(task)
-    session.add(
-        TaskEvent(task_id=task.id, to_state=TaskState.SUBMITTED.value, at=now, reason="submitted")
-    )
+    record_event(session, task.id, None, TaskState.SUBMITTED.value, now, "submitted", None)
     transition(session, task, TaskState.ADMITTED, now, admission_reason)
     return task, try_place(session, task, now, pipeline)
 
@@ -218,9 +229,7 @@ def _tenant_exists(session: Session, name: str) -> bool:
 def reject_task(session: Session, task: Task, now: float, reason: str) -> Task:
     task.state = TaskState.SUBMITTED
     session.add(task)
-    session.add(
-        TaskEvent(task_id=task.id, to_state=TaskState.SUBMITTED.value, at=now, reason="submitted")
-    )
+    record_event(session, task.id, None, TaskState.SUBMITTED.value, now, "submitted", None)
     transition(session, task, TaskState.REJECTED, now, reason)
     return task
 

@@ -1,0 +1,248 @@
+"""Placement at scale: which of many nodes may receive a task, with reasons for the rest.
+
+``PlacementFilter`` compiles the policy set's ``place_task`` policies into Python once
+(``_compiler``) and checks each node's attributes against the schema as Cedar would
+(``_conformance``), so filtering 10,000 nodes costs no Cedar call per node. Its answer for
+each node equals a full ``CedarEngine.decide`` of the ``place_task`` request: allowed
+exactly when Cedar allows with no error; excluded nodes carry the forbids' ids and reasons,
+the fail-closed reason, or the default-deny reason. When the set uses a construct the
+compiler does not model, the filter asks Cedar per node (batched) instead.
+
+``place`` then makes one full Cedar decision for the chosen node; that decision (with the
+policy set version) is what the scheduler stores and replays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from policies._builders import request
+from policies._compiler import CompiledPolicy, UnsupportedPolicyError, compile_action
+from policies._conformance import EntityChecker, UnsupportedSchemaError
+from policies._engine import DEFAULT_DENY_REASON
+from policies._model import Decision, Entity, EntityUid, Request
+from policies._policy_set import PolicySet
+from policies.errors import PolicyRequestError
+
+PLACE_ACTION = "place_task"
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Why a node may not receive the task: deciding forbid ids, reasons, errors."""
+
+    policy_ids: tuple[str, ...]
+    reasons: tuple[str, ...]
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlacementResult:
+    """Allowed node ids (input order) and, for every other node, why it was excluded."""
+
+    allowed: tuple[str, ...]
+    excluded: Mapping[str, Exclusion]
+    policy_set_version: str
+    method: str
+    """``"compiled"`` (policies compiled to Python) or ``"cedar"`` (one Cedar call per node)."""
+
+
+@dataclass(frozen=True)
+class PlacementOutcome:
+    """The chosen node (or None), Cedar's full decision for it and the request to store."""
+
+    node_id: str | None
+    decision: Decision | None
+    request: Request | None
+    filtered: PlacementResult
+    disagreements: tuple[str, ...] = field(default=())
+    """Nodes the filter allowed but Cedar then denied (a defect; each is skipped)."""
+
+
+class PlacementFilter:
+    """Filters nodes for a task under ``policy_set``; ``fallback`` decides when compiling
+    is not possible (any ``PolicyEngine``, normally the ``CedarEngine`` of the same set)."""
+
+    def __init__(self, policy_set: PolicySet, *, fallback: Any = None) -> None:
+        self.policy_set = policy_set
+        self._fallback = fallback
+        self._ns = policy_set.namespace
+        applies = (policy_set.schema[self._ns].get("actions", {}).get(PLACE_ACTION, {}) or {}).get(
+            "appliesTo", {}
+        ) or {}
+        self._principal_types = frozenset(
+            policy_set.qualify(t) for t in applies.get("principalTypes", [])
+        )
+        self._resource_types = frozenset(
+            policy_set.qualify(t) for t in applies.get("resourceTypes", [])
+        )
+        self._policies: tuple[CompiledPolicy, ...] | None
+        try:
+            self._checker: EntityChecker | None = EntityChecker(
+                self._ns, policy_set.schema[self._ns]
+            )
+            self._policies = compile_action(policy_set, PLACE_ACTION)
+            self.unsupported: str | None = None
+        except (UnsupportedPolicyError, UnsupportedSchemaError) as exc:
+            self._checker, self._policies, self.unsupported = None, None, str(exc)
+
+    def filter_nodes(
+        self, task: Entity, nodes: Sequence[Entity], *, entities: Sequence[Entity] = ()
+    ) -> PlacementResult:
+        """Split ``nodes`` into allowed ids and excluded ids with reasons. Never raises."""
+        if self._policies is None or self._checker is None:
+            return self._filter_with_cedar(task, nodes, entities)
+        version = self.policy_set.version
+        refused = self._check_shared(self._checker, task, entities)
+        if refused is not None:
+            excl = Exclusion((), (f"request refused: {refused}",), (refused,))
+            return PlacementResult((), {n.uid.id: excl for n in nodes}, version, "compiled")
+        principal = self._qualify_uid(task.uid)
+        base_entities: dict[EntityUid, Mapping[str, Any]] = {principal: self._attrs(task)}
+        for extra in entities:
+            base_entities[self._qualify_uid(extra.uid)] = self._attrs(extra)
+        parents = {self._qualify_uid(e.uid): e.parents for e in (task, *entities) if e.parents}
+        context: dict[str, Any] = {}
+        allowed: list[str] = []
+        excluded: dict[str, Exclusion] = {}
+        task_attrs = base_entities[principal]
+        policies = self._policies
+        for node in nodes:
+            try:
+                if self._qualify_uid(node.uid).type not in self._resource_types:
+                    raise PolicyRequestError(str(node.uid), "resource type not valid for action")
+                self._checker.check(node)
+            except PolicyRequestError as exc:
+                excluded[node.uid.id] = Exclusion((), (f"request refused: {exc}",), (str(exc),))
+                continue
+            resource = self._qualify_uid(node.uid)
+            node_attrs = self._attrs(node)
+            env = {**base_entities, resource: node_attrs}
+            hierarchy = _ancestors({**parents, resource: node.parents} if node.parents else parents)
+            forbids: list[CompiledPolicy] = []
+            permitted = False
+            errors: list[str] = []
+            for policy in policies:
+                try:
+                    hit = policy.fn(
+                        principal, task_attrs, resource, node_attrs, context, env, hierarchy
+                    )
+                except Exception as exc:  # any evaluation error fails the request closed
+                    errors.append(f"policy `{policy.info.id}` could not be evaluated: {exc!r}")
+                    continue
+                if hit:
+                    if policy.forbid:
+                        forbids.append(policy)
+                    else:
+                        permitted = True
+            if permitted and not forbids and not errors:
+                allowed.append(node.uid.id)
+                continue
+            excluded[node.uid.id] = _exclusion(forbids, errors)
+        return PlacementResult(tuple(allowed), excluded, version, "compiled")
+
+    def _check_shared(
+        self, checker: EntityChecker, task: Entity, entities: Sequence[Entity]
+    ) -> str | None:
+        try:
+            if self._qualify_uid(task.uid).type not in self._principal_types:
+                raise PolicyRequestError(str(task.uid), "principal type not valid for action")
+            for entity in (task, *entities):
+                checker.check(entity)
+        except PolicyRequestError as exc:
+            return str(exc)
+        return None
+
+    def _filter_with_cedar(
+        self, task: Entity, nodes: Sequence[Entity], entities: Sequence[Entity]
+    ) -> PlacementResult:
+        if self._fallback is None:
+            raise PolicyRequestError(
+                "placement", f"cannot compile ({self.unsupported}) and no fallback engine"
+            )
+        requests = [request(task, PLACE_ACTION, n, entities=entities) for n in nodes]
+        decisions = self._fallback.decide_batch(requests)
+        allowed: list[str] = []
+        excluded: dict[str, Exclusion] = {}
+        for node, decision in zip(nodes, decisions, strict=True):
+            if decision.allowed:
+                allowed.append(node.uid.id)
+            else:
+                excluded[node.uid.id] = Exclusion(
+                    decision.policy_ids, decision.reasons, decision.errors
+                )
+        return PlacementResult(tuple(allowed), excluded, self.policy_set.version, "cedar")
+
+    def _qualify_uid(self, uid: EntityUid) -> EntityUid:
+        return uid if "::" in uid.type else EntityUid(f"{self._ns}::{uid.type}", uid.id)
+
+    def _attrs(self, entity: Entity) -> Mapping[str, Any]:
+        attrs = entity.attrs
+        if any(_needs_qualifying(v) for v in attrs.values()):
+            return {k: self._qualify_value(v) for k, v in attrs.items()}
+        return attrs
+
+    def _qualify_value(self, value: Any) -> Any:
+        if isinstance(value, EntityUid):
+            return self._qualify_uid(value)
+        if isinstance(value, frozenset | set):
+            return frozenset(self._qualify_value(v) for v in value)
+        if isinstance(value, tuple | list):
+            return tuple(self._qualify_value(v) for v in value)
+        if isinstance(value, Mapping):
+            return {k: self._qualify_value(v) for k, v in value.items()}
+        return value
+
+
+def _needs_qualifying(value: Any) -> bool:
+    if isinstance(value, EntityUid):
+        return "::" not in value.type
+    if isinstance(value, frozenset | set | tuple | list):
+        return any(_needs_qualifying(v) for v in value if not isinstance(v, str))
+    if isinstance(value, Mapping):
+        return any(_needs_qualifying(v) for v in value.values())
+    return False
+
+
+def _ancestors(
+    parents: Mapping[EntityUid, tuple[EntityUid, ...]],
+) -> dict[EntityUid, frozenset[EntityUid]]:
+    closure: dict[EntityUid, frozenset[EntityUid]] = {}
+    for start, direct in parents.items():
+        seen: set[EntityUid] = set()
+        stack = list(direct)
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(parents.get(current, ()))
+        closure[start] = frozenset(seen)
+    return closure
+
+
+def _exclusion(forbids: list[CompiledPolicy], errors: list[str]) -> Exclusion:
+    ordered = sorted(forbids, key=lambda p: p.info.id)
+    ids = tuple(p.info.id for p in ordered)
+    reasons = tuple(p.info.reason for p in ordered) + tuple(f"fail closed: {e}" for e in errors)
+    if not ids and not errors:
+        reasons = (DEFAULT_DENY_REASON,)
+    return Exclusion(ids, reasons, tuple(errors))
+
+
+def place(
+    engine: Any, task: Entity, nodes: Sequence[Entity], *, entities: Sequence[Entity] = ()
+) -> PlacementOutcome:
+    """Filter ``nodes`` (given in preference order), then one full decision for the first
+    allowed node; a node Cedar then denies is skipped and reported. Never raises."""
+    filtered: PlacementResult = engine.filter_nodes(task, nodes, entities=entities)
+    by_id = {n.uid.id: n for n in nodes}
+    disagreements: list[str] = []
+    for node_id in filtered.allowed:
+        req = request(task, PLACE_ACTION, by_id[node_id], entities=entities)
+        decision: Decision = engine.decide(req)
+        if decision.allowed:
+            return PlacementOutcome(node_id, decision, req, filtered, tuple(disagreements))
+        disagreements.append(node_id)
+    return PlacementOutcome(None, None, None, filtered, tuple(disagreements))

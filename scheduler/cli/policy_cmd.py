@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(no_args_is_help=True, help="Validate, test and query Cedar policy sets.")
@@ -24,7 +25,7 @@ _err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    _err.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code=code)
 
 
@@ -72,12 +73,14 @@ def test_cmd(
         table.add_column(column)
     for r in results:
         table.add_row(
-            r.file,
-            r.name,
+            escape(r.file),
+            escape(r.name),
             r.expect,
             r.decision.effect,
-            ", ".join(r.decision.policy_ids) or "-",
-            "[green]pass[/green]" if r.passed else "[red]FAIL[/red]: " + "; ".join(r.problems),
+            escape(", ".join(r.decision.policy_ids)) or "-",
+            "[green]pass[/green]"
+            if r.passed
+            else "[red]FAIL[/red]: " + escape("; ".join(r.problems)),
         )
     _out.print(table)
     failed = [r for r in results if not r.passed]

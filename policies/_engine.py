@@ -1,10 +1,11 @@
 """The engine-neutral ``PolicyEngine`` protocol and its Cedar implementation.
 
 Invariants (fail closed):
-- ``decide`` never raises for a bad request and never allows one: an unencodable value, an
-  unknown action or entity type, a missing or mistyped attribute (Cedar checks requests
-  and entities against the schema), any policy evaluation error, or an engine exception
-  each give a deny whose ``reasons`` say why.
+- ``decide`` never raises for a bad request and never allows one: an unencodable value, a
+  principal or resource whose entity is not supplied, an unknown action or entity type, a
+  missing or mistyped attribute (Cedar checks requests and entities against the schema),
+  any policy evaluation error, or an engine exception each give a deny whose ``reasons``
+  say why.
 - Cedar's "Allow" counts only when Cedar reported no error at all.
 - Cached decisions are keyed by the policy set version and the full encoded request, so a
   cache hit returns exactly what a fresh evaluation would.
@@ -157,6 +158,10 @@ class CedarEngine:
         ns = self.policy_set.namespace
         if not isinstance(request.action, str) or not request.action:
             raise PolicyRequestError("action", "expected a non-empty action id")
+        supplied = {e.uid for e in request.entities}
+        for role, entity_uid in (("principal", request.principal), ("resource", request.resource)):
+            if entity_uid not in supplied:
+                raise PolicyRequestError(role, f"entity {entity_uid} is not among the entities")
         principal = qualified_uid(request.principal, ns)
         resource = qualified_uid(request.resource, ns)
         context = {k: encode_value(v, f"context.{k}", ns) for k, v in request.context.items()}

@@ -110,7 +110,8 @@ def test_check_unknown_action_is_a_deny(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     req = {"principal": {"type": "Admin", "id": "a"}, "action": "delete_everything",
            "resource": {"type": "PolicySet", "id": "p"},
-           "entities": [{"uid": {"type": "Admin", "id": "a"}, "attrs": {}}]}  # fmt: skip
+           "entities": [{"uid": {"type": "Admin", "id": "a"}, "attrs": {}},
+                        {"uid": {"type": "PolicySet", "id": "p"}, "attrs": {}}]}  # fmt: skip
     path.write_text(json.dumps(req))
     result = runner.invoke(app, ["check", "--request", str(path)])
     assert result.exit_code == 1 and "delete_everything" in result.output

@@ -190,3 +190,11 @@ def test_request_and_decision_round_trip(engine: CedarEngine) -> None:
     assert Request.from_dict(req.to_dict()) == req
     d = engine.decide(req)
     assert Decision.from_dict(d.to_dict()) == d
+
+
+def test_principal_and_resource_entities_must_be_supplied(engine: CedarEngine) -> None:
+    admin_uid = EntityUid("Cntrust::Admin", "adm")
+    req = Request(admin_uid, "read_task", SECRET.uid, {}, (Entity(admin_uid),))
+    d = engine.decide(req)
+    assert not d.allowed and d.reasons[0].startswith("request refused: resource:")
+    assert engine.decide(replace(req, entities=(Entity(admin_uid), SECRET))).allowed

@@ -44,6 +44,9 @@ class CompiledPolicy:
     info: PolicyInfo
     forbid: bool
     fn: PolicyFn
+    principal_type: str | None
+    """The type the principal scope requires (``is T``), None if any; used for pruning."""
+    resource_type: str | None
 
 
 def compile_action(policy_set: PolicySet, action: str) -> tuple[CompiledPolicy, ...]:
@@ -59,8 +62,22 @@ def compile_action(policy_set: PolicySet, action: str) -> tuple[CompiledPolicy, 
             continue
         gen = _Gen(policy_set.namespace, action)
         body = gen.policy_body(template)
-        compiled.append(CompiledPolicy(info, template.effect == "forbid", gen.build(body)))
+        compiled.append(
+            CompiledPolicy(
+                info,
+                template.effect == "forbid",
+                gen.build(body),
+                _scope_type(template.principal),
+                _scope_type(template.resource),
+            )
+        )
     return tuple(compiled)
+
+
+def _scope_type(scope: Any) -> str | None:
+    if isinstance(scope, pst.ScopeIs | pst.ScopeIsIn):
+        return str(scope.entity_type)
+    return None
 
 
 def _action_matches(scope: Any, ancestors: set[str] | frozenset[str]) -> bool:

@@ -3,7 +3,9 @@
 The compiled placement filter must refuse exactly what Cedar refuses: an entity whose type
 is undeclared, that lacks a required attribute, carries an undeclared one, holds a value of
 the wrong type, or names a parent of a type it may not belong to. ``EntityChecker.check``
-returns None or raises ``PolicyRequestError`` naming the entity and attribute.
+raises ``PolicyRequestError`` naming the entity and attribute, else returns whether every
+entity reference inside the attributes is already namespace-qualified (so callers copy and
+qualify only when needed).
 """
 
 from __future__ import annotations
@@ -14,11 +16,28 @@ from typing import Any
 from policies._model import LONG_MAX, LONG_MIN, Entity, EntityUid
 from policies.errors import PolicyRequestError
 
-_Check = Callable[[Any, str], None]
+_Check = Callable[[Any], bool]
+"""Returns True when the value holds no unqualified entity reference; raises _Mismatch."""
 
 
 class UnsupportedSchemaError(Exception):
     """The schema uses a type this checker does not model (the caller falls back to Cedar)."""
+
+
+class _Mismatch(Exception):
+    """A value does not have its declared type (message says what was expected)."""
+
+
+class _Shape:
+    __slots__ = ("checks", "declared", "parents", "required")
+
+    def __init__(
+        self, checks: dict[str, _Check], required: frozenset[str], parents: frozenset[str]
+    ) -> None:
+        self.checks = checks
+        self.declared = frozenset(checks)
+        self.required = required
+        self.parents = parents
 
 
 class EntityChecker:
@@ -27,40 +46,55 @@ class EntityChecker:
     def __init__(self, namespace: str, namespace_schema: Mapping[str, Any]) -> None:
         self._ns = namespace
         self._common = namespace_schema.get("commonTypes", {}) or {}
-        self._types: dict[str, tuple[dict[str, tuple[bool, _Check]], frozenset[str]]] = {}
+        self._types: dict[str, _Shape] = {}
         for name, spec in (namespace_schema.get("entityTypes", {}) or {}).items():
             shape = spec.get("shape") or {"type": "Record", "attributes": {}}
             if shape.get("type") != "Record" or spec.get("tags") or spec.get("enum"):
                 raise UnsupportedSchemaError(f"entity type {name} shape")
-            attrs = {
-                attr: (bool(a.get("required", True)), self._compile(a))
-                for attr, a in (shape.get("attributes") or {}).items()
-            }
+            attributes = shape.get("attributes") or {}
+            checks = {attr: self._compile(a) for attr, a in attributes.items()}
+            required = frozenset(a for a, s in attributes.items() if s.get("required", True))
             parents = frozenset(self.qualify(t) for t in spec.get("memberOfTypes", []) or [])
-            self._types[self.qualify(name)] = (attrs, parents)
+            self._types[self.qualify(name)] = _Shape(checks, required, parents)
 
     def qualify(self, name: str) -> str:
         return name if "::" in name else f"{self._ns}::{name}"
 
-    def check(self, entity: Entity) -> None:
-        """Raise PolicyRequestError unless ``entity`` conforms to the schema."""
+    def check(self, entity: Entity) -> bool:
+        """Raise PolicyRequestError unless ``entity`` conforms to the schema.
+
+        Returns True when no entity reference in its attributes lacks a namespace.
+        """
         etype = self.qualify(entity.uid.type)
-        where = f"{etype}::{entity.uid.id!r}"
-        spec = self._types.get(etype)
-        if spec is None:
-            raise PolicyRequestError(where, f"entity type {etype} is not declared in the schema")
-        attrs, parents = spec
-        for name, value in entity.attrs.items():
-            declared = attrs.get(name)
-            if declared is None:
-                raise PolicyRequestError(f"{where}.{name}", "attribute not declared in the schema")
-            declared[1](value, f"{where}.{name}")
-        for name, (required, _) in attrs.items():
-            if required and name not in entity.attrs:
-                raise PolicyRequestError(f"{where}.{name}", "required attribute is missing")
+        shape = self._types.get(etype)
+        if shape is None:
+            raise PolicyRequestError(
+                str(entity.uid), f"entity type {etype} is not declared in the schema"
+            )
+        attrs = entity.attrs
+        keys = attrs.keys()
+        if not shape.required <= keys or not keys <= shape.declared:
+            missing = sorted(shape.required - keys)
+            if missing:
+                raise PolicyRequestError(
+                    f"{entity.uid}.{missing[0]}", "required attribute is missing"
+                )
+            extra = sorted(keys - shape.declared)
+            raise PolicyRequestError(
+                f"{entity.uid}.{extra[0]}", "attribute not declared in the schema"
+            )
+        clean = True
+        checks = shape.checks
+        for name, value in attrs.items():
+            try:
+                if not checks[name](value):
+                    clean = False
+            except _Mismatch as exc:
+                raise PolicyRequestError(f"{entity.uid}.{name}", str(exc)) from None
         for parent in entity.parents:
-            if self.qualify(parent.type) not in parents:
-                raise PolicyRequestError(where, f"may not be a member of {parent.type}")
+            if self.qualify(parent.type) not in shape.parents:
+                raise PolicyRequestError(str(entity.uid), f"may not be a member of {parent.type}")
+        return clean
 
     def _compile(self, spec: Mapping[str, Any]) -> _Check:
         kind = spec.get("type")
@@ -75,58 +109,71 @@ class EntityChecker:
         if kind == "Set":
             return _set_check(self._compile(spec["element"]))
         if kind == "Record":
-            fields = {
-                k: (bool(v.get("required", True)), self._compile(v))
-                for k, v in (spec.get("attributes") or {}).items()
-            }
-            return _record_check(fields)
+            attributes = spec.get("attributes") or {}
+            fields = {k: self._compile(v) for k, v in attributes.items()}
+            required = frozenset(k for k, v in attributes.items() if v.get("required", True))
+            return _record_check(fields, required)
         if kind in self._common:
             return self._compile(self._common[kind])
         raise UnsupportedSchemaError(f"attribute type {kind}")
 
     def _entity_check(self, qualified: str) -> _Check:
-        def check(value: Any, where: str) -> None:
+        def check(value: Any) -> bool:
             if not isinstance(value, EntityUid) or self.qualify(value.type) != qualified:
-                raise PolicyRequestError(where, f"expected an entity of type {qualified}")
+                raise _Mismatch(f"expected an entity of type {qualified}")
+            return "::" in value.type
 
         return check
 
 
-def _is_string(value: Any, where: str) -> None:
-    if not isinstance(value, str):
-        raise PolicyRequestError(where, f"expected a String, got {type(value).__name__}")
+def _is_string(value: Any) -> bool:
+    if type(value) is not str:
+        raise _Mismatch(f"expected a String, got {type(value).__name__}")
+    return True
 
 
-def _is_long(value: Any, where: str) -> None:
+def _is_long(value: Any) -> bool:
     if type(value) is not int or not LONG_MIN <= value <= LONG_MAX:
-        raise PolicyRequestError(where, f"expected a Long, got {value!r}")
+        raise _Mismatch(f"expected a Long, got {value!r}")
+    return True
 
 
-def _is_bool(value: Any, where: str) -> None:
+def _is_bool(value: Any) -> bool:
     if type(value) is not bool:
-        raise PolicyRequestError(where, f"expected a Boolean, got {value!r}")
+        raise _Mismatch(f"expected a Boolean, got {value!r}")
+    return True
 
 
 def _set_check(element: _Check) -> _Check:
-    def check(value: Any, where: str) -> None:
+    strings = element is _is_string
+
+    def check(value: Any) -> bool:
         if not isinstance(value, frozenset | set | tuple | list):
-            raise PolicyRequestError(where, f"expected a Set, got {type(value).__name__}")
+            raise _Mismatch(f"expected a Set, got {type(value).__name__}")
+        if strings:
+            if all(type(v) is str for v in value):
+                return True
+            raise _Mismatch("expected a Set of String")
+        clean = True
         for item in value:
-            element(item, where)
+            if not element(item):
+                clean = False
+        return clean
 
     return check
 
 
-def _record_check(fields: dict[str, tuple[bool, _Check]]) -> _Check:
-    def check(value: Any, where: str) -> None:
+def _record_check(fields: dict[str, _Check], required: frozenset[str]) -> _Check:
+    def check(value: Any) -> bool:
         if not isinstance(value, Mapping):
-            raise PolicyRequestError(where, f"expected a Record, got {type(value).__name__}")
+            raise _Mismatch(f"expected a Record, got {type(value).__name__}")
+        keys = value.keys()
+        if not required <= keys or not keys <= fields.keys():
+            raise _Mismatch(f"record attributes {sorted(keys)} do not match the schema")
+        clean = True
         for name, item in value.items():
-            if name not in fields:
-                raise PolicyRequestError(f"{where}.{name}", "attribute not declared")
-            fields[name][1](item, f"{where}.{name}")
-        for name, (required, _) in fields.items():
-            if required and name not in value:
-                raise PolicyRequestError(f"{where}.{name}", "required attribute is missing")
+            if not fields[name](item):
+                clean = False
+        return clean
 
     return check

@@ -92,35 +92,49 @@ class PlacementFilter:
         self, task: Entity, nodes: Sequence[Entity], *, entities: Sequence[Entity] = ()
     ) -> PlacementResult:
         """Split ``nodes`` into allowed ids and excluded ids with reasons. Never raises."""
-        if self._policies is None or self._checker is None:
+        checker = self._checker
+        if self._policies is None or checker is None:
             return self._filter_with_cedar(task, nodes, entities)
         version = self.policy_set.version
-        refused = self._check_shared(self._checker, task, entities)
-        if refused is not None:
-            excl = Exclusion((), (f"request refused: {refused}",), (refused,))
+        try:
+            principal = self._qualify_uid(task.uid)
+            if principal.type not in self._principal_types:
+                raise PolicyRequestError(str(task.uid), "principal type not valid for action")
+            base_entities: dict[EntityUid, Mapping[str, Any]] = {}
+            for entity in (task, *entities):
+                clean = checker.check(entity)
+                attrs = entity.attrs if clean else self._qualify_attrs(entity.attrs)
+                base_entities[self._qualify_uid(entity.uid)] = attrs
+        except PolicyRequestError as exc:
+            excl = Exclusion((), (f"request refused: {exc}",), (str(exc),))
             return PlacementResult((), {n.uid.id: excl for n in nodes}, version, "compiled")
-        principal = self._qualify_uid(task.uid)
-        base_entities: dict[EntityUid, Mapping[str, Any]] = {principal: self._attrs(task)}
-        for extra in entities:
-            base_entities[self._qualify_uid(extra.uid)] = self._attrs(extra)
         parents = {self._qualify_uid(e.uid): e.parents for e in (task, *entities) if e.parents}
+        base_hierarchy = _ancestors(parents)
+        task_attrs = base_entities[principal]
         context: dict[str, Any] = {}
         allowed: list[str] = []
         excluded: dict[str, Exclusion] = {}
-        task_attrs = base_entities[principal]
-        policies = self._policies
+        by_resource_type: dict[str, tuple[CompiledPolicy, ...]] = {}
+        shared_exclusions: dict[tuple[str, ...], Exclusion] = {}
         for node in nodes:
+            resource = self._qualify_uid(node.uid)
             try:
-                if self._qualify_uid(node.uid).type not in self._resource_types:
+                if resource.type not in self._resource_types:
                     raise PolicyRequestError(str(node.uid), "resource type not valid for action")
-                self._checker.check(node)
+                clean = checker.check(node)
             except PolicyRequestError as exc:
                 excluded[node.uid.id] = Exclusion((), (f"request refused: {exc}",), (str(exc),))
                 continue
-            resource = self._qualify_uid(node.uid)
-            node_attrs = self._attrs(node)
+            policies = by_resource_type.get(resource.type)
+            if policies is None:
+                policies = by_resource_type[resource.type] = self._applicable(
+                    principal.type, resource.type
+                )
+            node_attrs = node.attrs if clean else self._qualify_attrs(node.attrs)
             env = {**base_entities, resource: node_attrs}
-            hierarchy = _ancestors({**parents, resource: node.parents} if node.parents else parents)
+            hierarchy = (
+                _ancestors({**parents, resource: node.parents}) if node.parents else base_hierarchy
+            )
             forbids: list[CompiledPolicy] = []
             permitted = False
             errors: list[str] = []
@@ -140,20 +154,24 @@ class PlacementFilter:
             if permitted and not forbids and not errors:
                 allowed.append(node.uid.id)
                 continue
-            excluded[node.uid.id] = _exclusion(forbids, errors)
+            if errors:
+                excluded[node.uid.id] = _exclusion(forbids, errors)
+                continue
+            key = tuple(p.info.id for p in forbids)
+            exclusion = shared_exclusions.get(key)
+            if exclusion is None:
+                exclusion = shared_exclusions[key] = _exclusion(forbids, errors)
+            excluded[node.uid.id] = exclusion
         return PlacementResult(tuple(allowed), excluded, version, "compiled")
 
-    def _check_shared(
-        self, checker: EntityChecker, task: Entity, entities: Sequence[Entity]
-    ) -> str | None:
-        try:
-            if self._qualify_uid(task.uid).type not in self._principal_types:
-                raise PolicyRequestError(str(task.uid), "principal type not valid for action")
-            for entity in (task, *entities):
-                checker.check(entity)
-        except PolicyRequestError as exc:
-            return str(exc)
-        return None
+    def _applicable(self, principal_type: str, resource_type: str) -> tuple[CompiledPolicy, ...]:
+        """Policies whose ``is`` scopes can match these types (the others cannot fire)."""
+        return tuple(
+            p
+            for p in self._policies or ()
+            if p.principal_type in (None, principal_type)
+            and p.resource_type in (None, resource_type)
+        )
 
     def _filter_with_cedar(
         self, task: Entity, nodes: Sequence[Entity], entities: Sequence[Entity]
@@ -178,11 +196,8 @@ class PlacementFilter:
     def _qualify_uid(self, uid: EntityUid) -> EntityUid:
         return uid if "::" in uid.type else EntityUid(f"{self._ns}::{uid.type}", uid.id)
 
-    def _attrs(self, entity: Entity) -> Mapping[str, Any]:
-        attrs = entity.attrs
-        if any(_needs_qualifying(v) for v in attrs.values()):
-            return {k: self._qualify_value(v) for k, v in attrs.items()}
-        return attrs
+    def _qualify_attrs(self, attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {k: self._qualify_value(v) for k, v in attrs.items()}
 
     def _qualify_value(self, value: Any) -> Any:
         if isinstance(value, EntityUid):
@@ -194,16 +209,6 @@ class PlacementFilter:
         if isinstance(value, Mapping):
             return {k: self._qualify_value(v) for k, v in value.items()}
         return value
-
-
-def _needs_qualifying(value: Any) -> bool:
-    if isinstance(value, EntityUid):
-        return "::" not in value.type
-    if isinstance(value, frozenset | set | tuple | list):
-        return any(_needs_qualifying(v) for v in value if not isinstance(v, str))
-    if isinstance(value, Mapping):
-        return any(_needs_qualifying(v) for v in value.values())
-    return False
 
 
 def _ancestors(

@@ -2,7 +2,9 @@
 
 Load a policy set once (validated against its schema), decide requests with a
 ``PolicyEngine`` (``CedarEngine``), filter many nodes for a task without one Cedar call
-per node, swap sets safely with ``PolicyStore`` and ``replay`` stored decisions.
+per node, decide API requests within a latency budget with ``CompiledEngine`` (the same
+set compiled to Python, property-tested against Cedar), swap sets safely with
+``PolicyStore`` and ``replay`` stored decisions.
 Every decision fails closed: an error is a deny with a reason, never an allow.
 """
 
@@ -33,6 +35,7 @@ from policies._cases import (
     run_cases,
     run_policy_tests,
 )
+from policies._compiled_engine import CompiledEngine
 from policies._engine import DEFAULT_DENY_REASON, CedarEngine, PolicyEngine
 from policies._model import NAMESPACE, Decision, Entity, EntityUid, Request
 from policies._placement import (
@@ -72,6 +75,7 @@ __all__ = [
     "NAMESPACE",
     "CaseResult",
     "CedarEngine",
+    "CompiledEngine",
     "Decision",
     "Entity",
     "EntityUid",

@@ -9,8 +9,9 @@ A case file is JSON in ``<policy dir>/cases/*.json``::
                 "expect": "allow" | "deny",
                 "policy_ids": ["tenant.own-tasks"]}]}  # optional: exact deciding ids
 
-Entity types may omit the namespace. ``place_task`` cases are also run through the
-compiled placement filter, which must agree with Cedar. Files are size-checked first.
+Entity types may omit the namespace. Every case is also decided by ``CompiledEngine``
+and ``place_task`` cases by the compiled placement filter; both must agree with Cedar.
+Files are size-checked first.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from policies._compiled_engine import CompiledEngine
 from policies._engine import CedarEngine
 from policies._model import Decision, Entity, Request
 from policies._placement import PLACE_ACTION, PlacementFilter
@@ -104,6 +106,7 @@ def _parse_case(name: str, index: int, raw: Any, shared: Sequence[Entity]) -> Po
 def run_cases(policy_set: PolicySet, cases: Sequence[PolicyCase]) -> list[CaseResult]:
     """Decide every case (uncached) and compare with its expectations. Never raises."""
     engine = CedarEngine(policy_set, cache_size=0)
+    compiled = CompiledEngine(policy_set, reference=engine)
     placement = PlacementFilter(policy_set, fallback=engine)
     results: list[CaseResult] = []
     for case in cases:
@@ -114,6 +117,11 @@ def run_cases(policy_set: PolicySet, cases: Sequence[PolicyCase]) -> list[CaseRe
         if case.policy_ids is not None and set(case.policy_ids) != set(decision.policy_ids):
             problems.append(
                 f"expected policy ids {sorted(case.policy_ids)}, got {sorted(decision.policy_ids)}"
+            )
+        fast = compiled.decide(case.request)
+        if (fast.allowed, set(fast.policy_ids)) != (decision.allowed, set(decision.policy_ids)):
+            problems.append(
+                f"compiled engine disagrees with Cedar: {fast.effect} {list(fast.policy_ids)}"
             )
         if case.request.action == PLACE_ACTION:
             problems.extend(_check_filter(placement, case.request, decision))

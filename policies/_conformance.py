@@ -96,6 +96,20 @@ class EntityChecker:
                 raise PolicyRequestError(str(entity.uid), f"may not be a member of {parent.type}")
         return clean
 
+    def record_checker(self, spec: Mapping[str, Any], where: str) -> Callable[[Any], bool]:
+        """A check for a value of type ``spec`` (e.g. an action's context record) that raises
+        PolicyRequestError naming ``where``; raises UnsupportedSchemaError for unmodelled types.
+        """
+        check = self._compile(spec)
+
+        def checked(value: Any) -> bool:
+            try:
+                return check(value)
+            except _Mismatch as exc:
+                raise PolicyRequestError(where, str(exc)) from None
+
+        return checked
+
     def _compile(self, spec: Mapping[str, Any]) -> _Check:
         kind = spec.get("type")
         if kind == "String":

@@ -248,3 +248,21 @@ def decode_value(value: Any, where: str) -> Any:
 def entities_by_uid(entities: Iterable[Entity]) -> dict[EntityUid, Entity]:
     """Index entities by uid; the last one wins (duplicates are the caller's error)."""
     return {e.uid: e for e in entities}
+
+
+def qualify(uid: EntityUid, namespace: str) -> EntityUid:
+    """``Node::"n"`` -> ``Cntrust::Node::"n"``; qualified uids are returned unchanged."""
+    return uid if "::" in uid.type else EntityUid(f"{namespace}::{uid.type}", uid.id)
+
+
+def qualify_value(value: Any, namespace: str) -> Any:
+    """Qualify every entity uid inside an attribute value (sets and records included)."""
+    if isinstance(value, EntityUid):
+        return qualify(value, namespace)
+    if isinstance(value, frozenset | set):
+        return frozenset(qualify_value(v, namespace) for v in value)
+    if isinstance(value, tuple | list):
+        return tuple(qualify_value(v, namespace) for v in value)
+    if isinstance(value, Mapping):
+        return {k: qualify_value(v, namespace) for k, v in value.items()}
+    return value

@@ -22,7 +22,7 @@ from policies._builders import request
 from policies._compiler import CompiledPolicy, UnsupportedPolicyError, compile_action
 from policies._conformance import EntityChecker, UnsupportedSchemaError
 from policies._engine import DEFAULT_DENY_REASON
-from policies._model import Decision, Entity, EntityUid, Request
+from policies._model import Decision, Entity, EntityUid, Request, qualify, qualify_value
 from policies._policy_set import PolicySet
 from policies.errors import PolicyRequestError
 
@@ -109,7 +109,7 @@ class PlacementFilter:
             excl = Exclusion((), (f"request refused: {exc}",), (str(exc),))
             return PlacementResult((), {n.uid.id: excl for n in nodes}, version, "compiled")
         parents = {self._qualify_uid(e.uid): e.parents for e in (task, *entities) if e.parents}
-        base_hierarchy = _ancestors(parents)
+        base_hierarchy = ancestors(parents)
         task_attrs = base_entities[principal]
         context: dict[str, Any] = {}
         allowed: list[str] = []
@@ -133,7 +133,7 @@ class PlacementFilter:
             node_attrs = node.attrs if clean else self._qualify_attrs(node.attrs)
             env = {**base_entities, resource: node_attrs}
             hierarchy = (
-                _ancestors({**parents, resource: node.parents}) if node.parents else base_hierarchy
+                ancestors({**parents, resource: node.parents}) if node.parents else base_hierarchy
             )
             forbids: list[CompiledPolicy] = []
             permitted = False
@@ -193,25 +193,14 @@ class PlacementFilter:
                 )
         return PlacementResult(tuple(allowed), excluded, self.policy_set.version, "cedar")
 
-    def _qualify_uid(self, uid: EntityUid) -> EntityUid:
-        return uid if "::" in uid.type else EntityUid(f"{self._ns}::{uid.type}", uid.id)
+    def _qualify_uid(self, entity_uid: EntityUid) -> EntityUid:
+        return qualify(entity_uid, self._ns)
 
     def _qualify_attrs(self, attrs: Mapping[str, Any]) -> Mapping[str, Any]:
-        return {k: self._qualify_value(v) for k, v in attrs.items()}
-
-    def _qualify_value(self, value: Any) -> Any:
-        if isinstance(value, EntityUid):
-            return self._qualify_uid(value)
-        if isinstance(value, frozenset | set):
-            return frozenset(self._qualify_value(v) for v in value)
-        if isinstance(value, tuple | list):
-            return tuple(self._qualify_value(v) for v in value)
-        if isinstance(value, Mapping):
-            return {k: self._qualify_value(v) for k, v in value.items()}
-        return value
+        return {k: qualify_value(v, self._ns) for k, v in attrs.items()}
 
 
-def _ancestors(
+def ancestors(
     parents: Mapping[EntityUid, tuple[EntityUid, ...]],
 ) -> dict[EntityUid, frozenset[EntityUid]]:
     closure: dict[EntityUid, frozenset[EntityUid]] = {}

@@ -6,7 +6,7 @@ import policies
 
 EXPECTED = {
     "ATTESTATION_STATUSES", "CLASSIFICATIONS", "DEFAULT_DENY_REASON", "NAMESPACE",
-    "CaseResult", "CedarEngine", "Decision", "Entity", "EntityUid", "Exclusion",
+    "CaseResult", "CedarEngine", "CompiledEngine", "Decision", "Entity", "EntityUid", "Exclusion",
     "PlacementFilter", "PlacementOutcome", "PlacementResult", "PolicyCase", "PolicyCaseError",
     "PolicyEngine", "PolicyError", "PolicyFileTooLargeError", "PolicyInfo", "PolicyLimits",
     "PolicyLoadError", "PolicyProblem", "PolicyRequestError", "PolicySet", "PolicyStore",
@@ -36,5 +36,6 @@ def test_errors_share_one_root() -> None:
             assert issubclass(obj, policies.PolicyError), name
 
 
-def test_cedar_engine_satisfies_protocol(engine: policies.CedarEngine) -> None:
+def test_engines_satisfy_protocol(engine: policies.CedarEngine) -> None:
     assert isinstance(engine, policies.PolicyEngine)
+    assert isinstance(policies.CompiledEngine(engine.policy_set), policies.PolicyEngine)

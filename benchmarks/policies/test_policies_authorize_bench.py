@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from benchmarks.policies._fixtures import api_requests
-from policies import CedarEngine, load_default_policy_set
+from policies import CedarEngine, CompiledEngine, load_default_policy_set
 
 REQUESTS = api_requests(2000)
 
@@ -31,3 +31,9 @@ def test_authorize_cached(benchmark: pytest.FixtureRequest, policy_set) -> None:
     cycle = itertools.cycle(hot)
     benchmark(lambda: engine.decide(next(cycle)))
     assert engine.cache_hits > 0
+
+
+def test_authorize_compiled(benchmark: pytest.FixtureRequest, policy_set) -> None:  # type: ignore[no-untyped-def]
+    engine = CompiledEngine(policy_set)
+    cycle = itertools.cycle(REQUESTS)
+    benchmark(lambda: engine.decide(next(cycle)))

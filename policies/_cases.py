@@ -67,8 +67,8 @@ def load_cases(path: str | Path, *, max_bytes: int = MAX_CASE_FILE_BYTES) -> lis
         raise PolicyFileTooLargeError(str(file), size, max_bytes)
     try:
         doc = json.loads(file.read_bytes()[: max_bytes + 1])
-    except ValueError as exc:
-        raise PolicyCaseError(str(file), f"not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise PolicyCaseError(str(file), f"not JSON: {exc!r}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
         raise PolicyCaseError(str(file), 'expected an object with a "cases" list')
     try:

@@ -56,7 +56,7 @@ class CompiledEngine:
             self._checker: EntityChecker | None = EntityChecker(
                 self._ns, policy_set.schema[self._ns]
             )
-        except UnsupportedSchemaError:
+        except (UnsupportedSchemaError, RecursionError):
             self._checker = None
         self._plans: dict[str, _Plan | None] = {}
         self._scoped: dict[tuple[str, str, str], tuple[CompiledPolicy, ...]] = {}
@@ -138,7 +138,7 @@ class CompiledEngine:
                 applies.get("context") or {"type": "Record", "attributes": {}}, "context"
             )
             policies = compile_action(self.policy_set, action)
-        except (UnsupportedPolicyError, UnsupportedSchemaError):
+        except (UnsupportedPolicyError, UnsupportedSchemaError, RecursionError):
             return None
         return _Plan(
             principal_types=frozenset(

@@ -10,7 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,9 @@ from policies.errors import PolicyRequestError
 
 NAMESPACE = "Cntrust"
 """Namespace of the default pack's schema; builders qualify entity types with it."""
+
+MAX_VALUE_DEPTH = 32
+"""Deepest nesting of sets and records accepted from outside input."""
 
 LONG_MIN = -(2**63)
 LONG_MAX = 2**63 - 1
@@ -222,8 +225,11 @@ def qualified_uid(uid: EntityUid, namespace: str | None) -> dict[str, str]:
     return {"type": f"{namespace}::{uid.type}", "id": uid.id}
 
 
-def decode_value(value: Any, where: str) -> Any:
-    """Cedar JSON value -> Python attribute value. Raises PolicyRequestError."""
+def decode_value(value: Any, where: str, depth: int = 0) -> Any:
+    """Cedar JSON value -> Python attribute value. Raises PolicyRequestError (also for
+    nesting deeper than ``MAX_VALUE_DEPTH``)."""
+    if depth > MAX_VALUE_DEPTH:
+        raise PolicyRequestError(where, f"value nested deeper than {MAX_VALUE_DEPTH}")
     if isinstance(value, bool | str):
         return value
     if isinstance(value, int):
@@ -231,7 +237,7 @@ def decode_value(value: Any, where: str) -> Any:
             raise PolicyRequestError(where, f"integer {value} outside Cedar's 64-bit Long")
         return value
     if isinstance(value, list):
-        items = [decode_value(v, where) for v in value]
+        items = [decode_value(v, where, depth + 1) for v in value]
         try:
             return frozenset(items)
         except TypeError:
@@ -241,13 +247,8 @@ def decode_value(value: Any, where: str) -> Any:
             return uid_from_dict(value, where)
         if "__extn" in value:
             raise PolicyRequestError(where, "extension values are not supported")
-        return {str(k): decode_value(v, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): decode_value(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
     raise PolicyRequestError(where, f"{type(value).__name__} is not a Cedar value")
-
-
-def entities_by_uid(entities: Iterable[Entity]) -> dict[EntityUid, Entity]:
-    """Index entities by uid; the last one wins (duplicates are the caller's error)."""
-    return {e.uid: e for e in entities}
 
 
 def qualify(uid: EntityUid, namespace: str) -> EntityUid:

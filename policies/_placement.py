@@ -85,8 +85,8 @@ class PlacementFilter:
             )
             self._policies = compile_action(policy_set, PLACE_ACTION)
             self.unsupported: str | None = None
-        except (UnsupportedPolicyError, UnsupportedSchemaError) as exc:
-            self._checker, self._policies, self.unsupported = None, None, str(exc)
+        except (UnsupportedPolicyError, UnsupportedSchemaError, RecursionError) as exc:
+            self._checker, self._policies, self.unsupported = None, None, repr(exc)
 
     def filter_nodes(
         self, task: Entity, nodes: Sequence[Entity], *, entities: Sequence[Entity] = ()

@@ -191,7 +191,7 @@ def policy_set_from_export(text: str, *, limits: PolicyLimits | None = None) -> 
     _check_size("export", len(text.encode()), lim.max_export_bytes)
     try:
         doc = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise PolicyLoadError([PolicyProblem("export", 0, "", f"not JSON: {exc}")]) from exc
     if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
         raise PolicyLoadError([PolicyProblem("export", 0, "", f"format is not {EXPORT_FORMAT}")])
@@ -232,7 +232,7 @@ def _parse_schema(
 ) -> tuple[dict[str, Any], cedarpy.Schema] | None:
     try:
         schema = json.loads(schema_text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         problems.append(PolicyProblem(schema_name, 0, "", f"schema is not JSON: {exc}"))
         return None
     if not isinstance(schema, dict) or len(schema) != 1 or not next(iter(schema)):
@@ -298,13 +298,17 @@ def _build(
     )
     version = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
     cedar_policies = cedarpy.PolicySet.from_str(cedar_text)
+    try:
+        pst = cedar_policies.to_pst()
+    except ValueError as exc:  # e.g. expressions nested deeper than the PST allows
+        raise PolicyLoadError([PolicyProblem(schema_name, 0, "", f"policy set: {exc}")]) from None
     return PolicySet(
         schema=schema,
         policies=infos,
         version=version,
         cedar_policies=cedar_policies,
         cedar_schema=schema_handle,
-        pst=cedar_policies.to_pst(),
+        pst=pst,
     )
 
 
@@ -324,6 +328,11 @@ def _parse_chunk(
         return None, None
     if len(statics) != 1:
         problems.append(PolicyProblem(name, chunk.line, chunk.guess_id(), "expected one policy"))
+        return None, None
+    try:
+        cedarpy.policies_to_pst(chunk.text)
+    except ValueError as exc:  # parses, but cannot be represented (e.g. nested too deeply)
+        problems.append(PolicyProblem(name, chunk.line, chunk.guess_id(), str(exc)))
         return None, None
     est = next(iter(statics.values()))
     annotations = est.get("annotations") or {}

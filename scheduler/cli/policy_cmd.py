@@ -110,8 +110,8 @@ def check(
         raise _fail(f"{request_file} is {size} bytes, limit {MAX_REQUEST_FILE_BYTES}")
     try:
         request = Request.from_dict(json.loads(request_file.read_bytes()))
-    except ValueError as exc:
-        raise _fail(f"{request_file} is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise _fail(f"{request_file} is not JSON: {exc!r}") from None
     except PolicyRequestError as exc:
         raise _fail(f"{request_file}: {exc}") from None
     decision = CedarEngine(_load(policies), cache_size=0).decide(request)

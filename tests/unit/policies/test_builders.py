@@ -102,3 +102,13 @@ def test_request_carries_both_entities_once() -> None:
 def test_request_from_dict_refuses_malformed(data: object) -> None:
     with pytest.raises(PolicyRequestError):
         Request.from_dict(data)
+
+
+def test_request_from_dict_refuses_deep_nesting() -> None:
+    value: object = "x"
+    for _ in range(40):
+        value = [value]
+    data = {"principal": {"type": "A", "id": "a"}, "action": "x",
+            "resource": {"type": "B", "id": "b"}, "context": {"deep": value}}  # fmt: skip
+    with pytest.raises(PolicyRequestError, match="nested deeper"):
+        Request.from_dict(data)

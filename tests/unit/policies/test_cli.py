@@ -115,3 +115,10 @@ def test_check_unknown_action_is_a_deny(tmp_path: Path) -> None:
     path.write_text(json.dumps(req))
     result = runner.invoke(app, ["check", "--request", str(path)])
     assert result.exit_code == 1 and "delete_everything" in result.output
+
+
+def test_check_deeply_nested_request_file(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    result = runner.invoke(app, ["check", "--request", str(path)])
+    assert result.exit_code == 2 and "is not JSON" in result.stderr

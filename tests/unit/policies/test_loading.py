@@ -177,3 +177,20 @@ def test_split_policies_ignores_semicolons_in_strings_and_comments() -> None:
     )
     (chunk,) = split_policies(text)
     assert chunk.line == 2 and chunk.guess_id() == "x;"
+
+
+def test_too_deeply_nested_policy_names_its_line() -> None:
+    expr = "resource.revoked"
+    for _ in range(150):
+        expr = f"!({expr})"
+    text = (
+        GOOD
+        + f'\n@id("deep")\n@reason("x")\nforbid (principal, action, resource) when {{ {expr} }};\n'
+    )
+    (problem,) = _problems([("deep.cedar", text)])
+    assert problem.startswith("deep.cedar:6 [deep]:") and "nesting" in problem
+
+
+def test_deeply_nested_json_export_is_refused() -> None:
+    with pytest.raises(PolicyLoadError, match="not JSON"):
+        policy_set_from_export("[" * 100_000 + "]" * 100_000)

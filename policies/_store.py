@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from policies._engine import CedarEngine
-from policies._policy_set import PolicyLimits, PolicySet, load_policy_set
+from policies._policy_set import (
+    PolicyLimits,
+    PolicySet,
+    load_policy_set,
+    policy_set_from_export,
+)
 
 
 @dataclass(frozen=True)
@@ -64,3 +69,10 @@ class PolicyStore:
         Raises PolicyLoadError (or PolicyFileTooLargeError); the set in force then stays.
         """
         return self.swap(load_policy_set(directory, limits=limits))
+
+    def load_export(self, text: str, *, limits: PolicyLimits | None = None) -> PolicySwap:
+        """Swap in a set stored as ``PolicySet.export()`` text (how replicas follow a change).
+
+        Raises PolicyLoadError (or PolicyFileTooLargeError); the set in force then stays.
+        """
+        return self.swap(policy_set_from_export(text, limits=limits))

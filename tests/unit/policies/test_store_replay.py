@@ -103,3 +103,15 @@ def test_replay_detects_a_diverging_decision(engine: CedarEngine, default_set: P
     with pytest.raises(ReplayMismatchError) as info:
         replay(req, default_set.export(), forged)
     assert info.value.replayed.allowed and not info.value.expected.allowed
+
+
+def test_replica_follows_an_exported_set(default_set: PolicySet, pack_copy: Path) -> None:
+    _stricter(pack_copy)
+    newer = load_policy_set(pack_copy)
+    replica = PolicyStore(default_set)
+    swap = replica.load_export(newer.export())
+    assert swap.new_version == newer.version == replica.version
+    assert replica.load_export(newer.export()).changed is False
+    with pytest.raises(PolicyLoadError):
+        replica.load_export("{}")
+    assert replica.version == newer.version

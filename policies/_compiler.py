@@ -60,7 +60,7 @@ def compile_action(policy_set: PolicySet, action: str) -> tuple[CompiledPolicy, 
         template = policy_set.pst.static_policies[f"policy{index}"]
         if not _action_matches(template.action, ancestors):
             continue
-        gen = _Gen(policy_set.namespace, action)
+        gen = _Gen(policy_set.namespace, action, ancestors)
         body = gen.policy_body(template)
         compiled.append(
             CompiledPolicy(
@@ -103,10 +103,13 @@ _LITERALS = (pst.StringLit, pst.LongLit, pst.BoolLit, pst.EntityLit)
 class _Gen:
     """Generates Python source for one policy; constants travel as default arguments."""
 
-    def __init__(self, namespace: str, action: str) -> None:
+    def __init__(self, namespace: str, action: str, groups: frozenset[str]) -> None:
         self.namespace = namespace
         self.consts: list[Any] = []
         self.action = EntityUid(f"{namespace}::Action", action)
+        self.action_groups = frozenset(
+            EntityUid(f"{namespace}::Action", a) for a in groups | {action}
+        )
 
     def const(self, value: Any) -> str:
         self.consts.append(value)
@@ -217,6 +220,9 @@ class _Gen:
         if e.op in _SETOPS:
             return f"{_SETOPS[e.op]}({left}, {right})"
         if e.op == "in":
+            if isinstance(e.left, pst.Var) and e.left.name == "action":
+                # the action's groups come from the schema, not from the request's entities
+                return f"_action_in({right}, {self.const(self.action_groups)})"
             return f"_in(E, H, {left}, {right})"
         raise UnsupportedPolicyError(f"operator {e.op}")
 
@@ -327,6 +333,11 @@ def _in(E: Mapping[EntityUid, Any], H: Mapping[EntityUid, Any], a: Any, b: Any) 
     return any(t == left or t in ancestors for t in targets)
 
 
+def _action_in(b: Any, groups: frozenset[EntityUid]) -> bool:
+    targets = [_entity(x) for x in b] if isinstance(b, _SET_TYPES) else [_entity(b)]
+    return any(t in groups for t in targets)
+
+
 def _getattr(E: Mapping[EntityUid, Any], base: Any, attr: str) -> Any:
     if isinstance(base, EntityUid):
         attrs = E.get(base)
@@ -379,6 +390,7 @@ _RUNTIME: dict[str, Any] = {
     "_contains_all": _contains_all,
     "_contains_any": _contains_any,
     "_in": _in,
+    "_action_in": _action_in,
     "_getattr": _getattr,
     "_has": _has,
     "_like": _like,

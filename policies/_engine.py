@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import cedarpy
 
-from policies._model import Decision, Entity, Request, encode_value, qualified_uid
+from policies._model import Decision, Entity, Request, encode_value, qualified_uid, qualify
 from policies._policy_set import PolicySet
 from policies.errors import PolicyRequestError
 
@@ -158,9 +158,9 @@ class CedarEngine:
         ns = self.policy_set.namespace
         if not isinstance(request.action, str) or not request.action:
             raise PolicyRequestError("action", "expected a non-empty action id")
-        supplied = {e.uid for e in request.entities}
+        supplied = {qualify(e.uid, ns) for e in request.entities}
         for role, entity_uid in (("principal", request.principal), ("resource", request.resource)):
-            if entity_uid not in supplied:
+            if qualify(entity_uid, ns) not in supplied:
                 raise PolicyRequestError(role, f"entity {entity_uid} is not among the entities")
         principal = qualified_uid(request.principal, ns)
         resource = qualified_uid(request.resource, ns)

@@ -198,3 +198,11 @@ def test_principal_and_resource_entities_must_be_supplied(engine: CedarEngine) -
     d = engine.decide(req)
     assert not d.allowed and d.reasons[0].startswith("request refused: resource:")
     assert engine.decide(replace(req, entities=(Entity(admin_uid), SECRET))).allowed
+
+
+def test_unqualified_uids_are_qualified_with_the_namespace(engine: CedarEngine) -> None:
+    a = tenant("a")
+    t = task("t", tenant_id="a", classification="public")
+    req = Request(EntityUid("Tenant", "a"), "read_task", EntityUid("Task", "t"), {}, (a, t))
+    d = engine.decide(req)
+    assert d.allowed and d.policy_ids == ("tenant.own-tasks",)

@@ -84,6 +84,8 @@ class PlacementFilter:
                 self._ns, policy_set.schema[self._ns]
             )
             self._policies = compile_action(policy_set, PLACE_ACTION)
+            context_spec = applies.get("context") or {"type": "Record", "attributes": {}}
+            self._context_check = self._checker.record_checker(context_spec, "context")
             self.unsupported: str | None = None
         except (UnsupportedPolicyError, UnsupportedSchemaError, RecursionError) as exc:
             self._checker, self._policies, self.unsupported = None, None, repr(exc)
@@ -100,6 +102,7 @@ class PlacementFilter:
             principal = self._qualify_uid(task.uid)
             if principal.type not in self._principal_types:
                 raise PolicyRequestError(str(task.uid), "principal type not valid for action")
+            self._context_check({})  # placement requests carry an empty context
             base_entities: dict[EntityUid, Mapping[str, Any]] = {}
             for entity in (task, *entities):
                 clean = checker.check(entity)
@@ -131,6 +134,8 @@ class PlacementFilter:
                     principal.type, resource.type
                 )
             node_attrs = node.attrs if clean else self._qualify_attrs(node.attrs)
+            # as in ``request(task, PLACE_ACTION, node, entities=...)``: the node itself wins
+            # over an extra entity with its uid
             env = {**base_entities, resource: node_attrs}
             hierarchy = (
                 ancestors({**parents, resource: node.parents}) if node.parents else base_hierarchy
@@ -177,8 +182,10 @@ class PlacementFilter:
         self, task: Entity, nodes: Sequence[Entity], entities: Sequence[Entity]
     ) -> PlacementResult:
         if self._fallback is None:
-            raise PolicyRequestError(
-                "placement", f"cannot compile ({self.unsupported}) and no fallback engine"
+            why = f"placement filter cannot compile ({self.unsupported}) and has no fallback"
+            excl = Exclusion((), (f"fail closed: {why}",), (why,))
+            return PlacementResult(
+                (), {n.uid.id: excl for n in nodes}, self.policy_set.version, "cedar"
             )
         requests = [request(task, PLACE_ACTION, n, entities=entities) for n in nodes]
         decisions = self._fallback.decide_batch(requests)

@@ -18,6 +18,7 @@ from policies import (
     place,
     placement_request,
     policy_set_from_sources,
+    request,
     task,
 )
 
@@ -167,3 +168,22 @@ def test_compiler_handles_every_default_action(default_set: PolicySet, action: s
     from policies._compiler import compile_action
 
     assert compile_action(default_set, action)
+
+
+def test_unsupported_without_fallback_excludes_all() -> None:
+    text = """
+@id("permit") @reason("ok")
+permit (principal is Cntrust::Task, action == Cntrust::Action::"place_task", resource)
+when { ip("127.0.0.1").isLoopback() };
+"""
+    flt = PlacementFilter(policy_set_from_sources(SCHEMA, [("ip.cedar", text)]))
+    result = flt.filter_nodes(SECRET, [_node("a")])
+    assert result.allowed == () and result.excluded["a"].reasons[0].startswith("fail closed:")
+
+
+def test_node_wins_over_an_extra_entity_with_its_uid(engine: CedarEngine) -> None:
+    n = _node("a")
+    other = replace(n, attrs={**n.attrs, "region": "us"})
+    result = engine.filter_nodes(SECRET, [n], entities=[other])
+    assert result.allowed == ("a",)
+    assert engine.decide(request(SECRET, "place_task", n, entities=[other])).allowed

@@ -187,7 +187,11 @@ def request(
     context: Mapping[str, Any] | None = None,
     entities: Iterable[Entity] = (),
 ) -> Request:
-    """A request carrying principal, resource and any further ``entities``."""
+    """A request carrying principal, resource and any further ``entities``.
+
+    An entity in ``entities`` with the principal's or the resource's uid is left out: the
+    ``principal`` and ``resource`` given here are what the policies see.
+    """
     extra = [e for e in entities if e.uid not in (principal.uid, resource.uid)]
     own = [principal] if principal.uid == resource.uid else [principal, resource]
     return Request(

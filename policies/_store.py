@@ -2,7 +2,8 @@
 
 Invariants:
 - The store always holds a ``PolicySet`` that passed load-time validation (a ``PolicySet``
-  cannot be built otherwise), and its ``engine`` decides with exactly that set.
+  cannot be built otherwise); ``engine`` and ``compiled_engine`` decide with exactly that
+  set and are replaced together, in one assignment.
 - ``load`` validates before swapping: an invalid directory raises ``PolicyLoadError`` and the
   set in force stays. ``swap`` returns old and new versions for the provenance record.
 """
@@ -13,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from policies._compiled_engine import CompiledEngine
 from policies._engine import CedarEngine
 from policies._policy_set import (
     PolicyLimits,
@@ -40,27 +42,37 @@ class PolicyStore:
     def __init__(self, initial: PolicySet, *, cache_size: int = 4096) -> None:
         self._cache_size = cache_size
         self._lock = threading.Lock()
-        self._engine = CedarEngine(initial, cache_size=cache_size)
+        self._engines = self._build(initial)
+
+    def _build(self, policy_set: PolicySet) -> tuple[CedarEngine, CompiledEngine]:
+        cedar = CedarEngine(policy_set, cache_size=self._cache_size)
+        return cedar, CompiledEngine(policy_set, reference=cedar)
 
     @property
     def current(self) -> PolicySet:
-        return self._engine.policy_set
+        return self._engines[0].policy_set
 
     @property
     def version(self) -> str:
-        return self._engine.policy_set.version
+        return self._engines[0].policy_set.version
 
     @property
     def engine(self) -> CedarEngine:
-        """The engine for the set in force (a new object after each swap)."""
-        return self._engine
+        """The Cedar engine for the set in force (a new object after each swap)."""
+        return self._engines[0]
+
+    @property
+    def compiled_engine(self) -> CompiledEngine:
+        """The compiled engine for the set in force (for API authorization under a latency
+        budget); swapped together with ``engine``."""
+        return self._engines[1]
 
     def swap(self, new_set: PolicySet) -> PolicySwap:
         """Put ``new_set`` in force; returns the old and new versions."""
-        engine = CedarEngine(new_set, cache_size=self._cache_size)
+        engines = self._build(new_set)
         with self._lock:
-            old = self._engine.policy_set.version
-            self._engine = engine
+            old = self._engines[0].policy_set.version
+            self._engines = engines
         return PolicySwap(old, new_set.version)
 
     def load(self, directory: str | Path, *, limits: PolicyLimits | None = None) -> PolicySwap:

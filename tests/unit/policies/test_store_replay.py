@@ -50,6 +50,8 @@ def test_swap_reports_versions_and_changes_decisions(
     assert swap.old_version == default_set.version and swap.changed
     assert swap.new_version == store.version == store.current.version
     assert not store.engine.decide(req).allowed
+    assert store.compiled_engine.policy_set is store.current
+    assert not store.compiled_engine.decide(req).allowed
 
 
 def test_invalid_set_is_refused_and_old_stays(default_set: PolicySet, pack_copy: Path) -> None:

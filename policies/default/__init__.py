@@ -1,0 +1,1 @@
+"""The default Cedar policy pack (schema, policies, cases), shipped as package data."""

@@ -1,0 +1,1 @@
+"""Case files of the default pack for `cntrust policy test` (package data)."""

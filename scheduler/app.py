@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from sqlmodel import Session, col, func, select
@@ -44,6 +44,27 @@ log = logging.getLogger(__name__)
 
 NODE_TOKEN_TTL = SERVICE_TOKEN_MAX
 CLAIM_COALESCE_S = 0.01
+
+
+class RequestCounter:
+    def __init__(self, router: object) -> None:
+        self.counts: dict[str, int] = {}
+
+
+class CountRequests:
+    """Counts requests by method and route template (for /v1/stats)."""
+
+    def __init__(self, app: Any, counter: RequestCounter) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            key = f"{scope['method']} {path}"
+            self.counter.counts[key] = self.counter.counts.get(key, 0) + 1
 
 
 class Notifier:
@@ -107,6 +128,8 @@ def create_app(service: Service) -> FastAPI:
         description="Reference scheduler protected by cntrust.",
     )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    requests = RequestCounter(app.router)
+    app.add_middleware(CountRequests, counter=requests)
     install(app)
     app.state.service = service
     app.state.notifier = notifier
@@ -370,6 +393,9 @@ def create_app(service: Service) -> FastAPI:
             )
             tenants = session.exec(select(func.count()).select_from(Tenant)).one()
         return {
+            "requests": dict(sorted(requests.counts.items())),
+            "commit_batches": service.committer.batches,
+            "commit_operations": service.committer.operations,
             "tasks_by_state": {
                 str(k.value if hasattr(k, "value") else k): v for k, v in by_state.items()
             },

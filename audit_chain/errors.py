@@ -26,7 +26,8 @@ Tree::
     │   ├── BundleVerificationError       ``step`` names the failing step of verify_bundle
     │   └── MonitorError
     │       ├── SplitViewError            two checkpoints that cannot both be true
-    │       └── RollbackError             the log went back to a smaller tree
+    │       ├── RollbackError             the log went back to a smaller tree
+    │       └── EntryMismatchError        stored entries do not hash to the signed root
     └── LogError                          the log itself cannot proceed
         ├── TileNotFoundError             a tile the tree size requires is missing
         ├── LogStateError                 stored state is inconsistent / wrong tree size
@@ -201,6 +202,10 @@ class SplitViewError(MonitorError):
 
 class RollbackError(MonitorError):
     """A checkpoint with a smaller tree than one already seen."""
+
+
+class EntryMismatchError(MonitorError):
+    """The log's entries do not hash to the root of a signed checkpoint (changed in storage)."""
 
 
 # --------------------------------------------------------------------------- log

@@ -172,7 +172,9 @@ def consistency_proof(source: HashSource, size1: int, size2: int) -> list[bytes]
 # --------------------------------------------------------------------------- verification
 
 
-def _check_hash(value: bytes, what: str, error: type[InclusionProofError | ConsistencyProofError]) -> None:
+def _check_hash(
+    value: bytes, what: str, error: type[InclusionProofError | ConsistencyProofError]
+) -> None:
     if len(value) != HASH_SIZE:
         raise error(f"{what} is {len(value)} bytes, not {HASH_SIZE}", reason=f"bad_{what}_size")
 
@@ -265,11 +267,11 @@ def verify_consistency(
             ``wrong_proof_length``, ``root1_mismatch``, ``root2_mismatch``.
     """
     if size1 < 0 or size2 >= _MAX_TREE_SIZE:
-        raise ConsistencyProofError(f"tree sizes {size1}, {size2} out of range", reason="bad_tree_size")
-    if size2 < size1:
         raise ConsistencyProofError(
-            f"size2 ({size2}) < size1 ({size1})", reason="size_decreased"
+            f"tree sizes {size1}, {size2} out of range", reason="bad_tree_size"
         )
+    if size2 < size1:
+        raise ConsistencyProofError(f"size2 ({size2}) < size1 ({size1})", reason="size_decreased")
     if size1 == size2:
         if proof:
             raise ConsistencyProofError(

@@ -22,10 +22,11 @@ see the last committed state.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from audit_chain.errors import InputTooLargeError, LogStateError
 from audit_chain.merkle import (
@@ -56,12 +57,17 @@ _MAX_BATCH = 1 << 20
 
 @dataclass(frozen=True)
 class _Edge:
-    """Right edge of a committed tree: partial tile hashes per tile level, partial entries."""
+    """Right edge of a committed tree: partial tile hashes per tile level, partial entries.
+
+    ``trees`` memoises the mini-trees of the partial tiles; the edge never changes, so the
+    memo is valid for the edge's lifetime.
+    """
 
     tree_size: int
     root: bytes
     hashes: tuple[tuple[bytes, ...], ...]  # hashes[L] = contents of the partial tile at level L
     entries: tuple[bytes, ...]
+    trees: dict[int, list[list[bytes]]] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -103,12 +109,16 @@ def _edge_root(hashes: Sequence[Sequence[bytes]]) -> bytes:
 
 def _mini_tree(hashes: Sequence[bytes]) -> list[list[bytes]]:
     """Sub-levels of a tile: ``tree[r][i]`` is the perfect subtree of 2**r tile hashes."""
+    sha = hashlib.sha256  # inlined node_hash: this loop dominates proof generation
     tree = [list(hashes)]
     for _ in range(TILE_HEIGHT - 1):
         below = tree[-1]
         if len(below) < 2:
             break
-        tree.append([node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)])
+        it = iter(below)
+        tree.append(
+            [sha(b"\x01" + left + right).digest() for left, right in zip(it, it, strict=False)]
+        )
     return tree
 
 
@@ -269,7 +279,10 @@ class TiledLog:
         count = edge.tree_size >> (TILE_HEIGHT * level)
         full = count // TILE_WIDTH
         if tile_index == full:  # the partial tile on the edge, held in memory
-            return _mini_tree(edge.hashes[level])
+            tree = edge.trees.get(level)
+            if tree is None:
+                tree = edge.trees[level] = _mini_tree(edge.hashes[level])
+            return tree
         if tile_index > full:
             raise LogStateError(f"tile {level}/{tile_index} is beyond tree size {edge.tree_size}")
         tile = TileId(level, tile_index)

@@ -11,8 +11,9 @@ Implementations here:
 * :class:`MemoryTileStore` - dict-backed, for tests and embedded use without durability.
 * :class:`FileTileStore` - the C2SP tlog-tiles layout in a directory, servable as static
   files. Each file is written to a temporary name, fsynced, renamed into place, and the
-  directories are fsynced; the ``state`` file (tree size and root) is written last, so it
-  never names a tree whose tiles are not durable. Tiles past the committed size left by a
+  directories are fsynced (in parallel, so the filesystem journal commits them together);
+  the ``state`` file (tree size and root) is written last, so it never names a tree whose
+  tiles are not durable. Tiles past the committed size left by a
   crash are ignored and later overwritten.
 """
 
@@ -22,7 +23,8 @@ import base64
 import binascii
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -123,14 +125,6 @@ class MemoryTileStore:
         self._tiles[tile] = data
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class FileTileStore:
     """:class:`TileStore` in the C2SP tlog-tiles layout under ``root``.
 
@@ -145,6 +139,7 @@ class FileTileStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._counter = 0
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="tile-fsync")
 
     def _file(self, tile: TileId) -> Path:
         return self.root / tile.path
@@ -155,49 +150,72 @@ class FileTileStore:
         except FileNotFoundError:
             raise TileNotFoundError(tile.path) from None
 
-    def _write_file(self, path: Path, data: bytes, dirs: set[Path]) -> None:
+    def _make_parent(self, path: Path, dirs: set[Path]) -> None:
         parent = path.parent
-        if not parent.is_dir():
-            # Record every directory created so its entry in the parent is fsynced too.
-            missing: list[Path] = []
-            p = parent
-            while not p.is_dir():
-                missing.append(p)
-                p = p.parent
-            parent.mkdir(parents=True, exist_ok=True)
-            for created in missing:
-                dirs.add(created.parent)
+        if parent.is_dir():
+            return
+        # Every directory created must also be fsynced into its own parent.
+        p = parent
+        while not p.is_dir():
+            dirs.add(p.parent)
+            p = p.parent
+        parent.mkdir(parents=True, exist_ok=True)
+
+    def _write_tmp(self, path: Path, data: bytes) -> Path:
         self._counter += 1
-        tmp = parent / f".tmp-{os.getpid()}-{self._counter}"
+        tmp = path.parent / f".tmp-{os.getpid()}-{self._counter}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             view = memoryview(data)
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
-            if self._fsync:
-                os.fdatasync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
-        dirs.add(parent)
+        return tmp
 
-    def _sync_dirs(self, dirs: set[Path]) -> None:
-        if self._fsync:
-            for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
-                _fsync_dir(d)
+    def _sync_all(self, paths: Iterable[Path], *, directory: bool) -> None:
+        """fsync files (data) or directories; in parallel so the journal commits them together."""
+        if not self._fsync:
+            return
+
+        def sync(path: Path) -> None:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                if directory:
+                    os.fsync(fd)
+                else:
+                    os.fdatasync(fd)
+            finally:
+                os.close(fd)
+
+        todo = list(paths)
+        if len(todo) <= 1:
+            for p in todo:
+                sync(p)
+            return
+        # list() re-raises the first OSError of any sync
+        list(self._pool.map(sync, todo))
+
+    def _durable_write(self, items: Sequence[tuple[Path, bytes]]) -> None:
+        dirs: set[Path] = set()
+        for path, _ in items:
+            self._make_parent(path, dirs)
+        tmps = [(self._write_tmp(path, data), path) for path, data in items]
+        self._sync_all([tmp for tmp, _ in tmps], directory=False)
+        for tmp, path in tmps:
+            os.replace(tmp, path)
+            dirs.add(path.parent)
+        self._sync_all(sorted(dirs), directory=True)
 
     def write_batch(self, batch: TileBatch) -> None:
         with self._lock:
-            dirs: set[Path] = set()
-            for tile, data in batch.tiles:
-                self._write_file(self._file(tile), data, dirs)
-            self._sync_dirs(dirs)  # tiles durable before the state names them
+            # 1. tiles and entry bundles, durable (data and directory entries) ...
+            self._durable_write([(self._file(tile), data) for tile, data in batch.tiles])
+            # 2. ... before the state that names them.
             state = batch.state
             text = f"{_STATE_MAGIC}\n{state.tree_size}\n{base64.b64encode(state.root).decode()}\n"
-            dirs = set()
-            self._write_file(self.root / "state", text.encode(), dirs)
-            self._sync_dirs(dirs)
+            self._durable_write([(self.root / "state", text.encode())])
 
     def read_state(self) -> LogState | None:
         try:
@@ -225,6 +243,4 @@ class FileTileStore:
 
     def write_checkpoint(self, note: bytes) -> None:
         with self._lock:
-            dirs: set[Path] = set()
-            self._write_file(self.root / "checkpoint", note, dirs)
-            self._sync_dirs(dirs)
+            self._durable_write([(self.root / "checkpoint", note)])

@@ -91,7 +91,6 @@ class HashSource(Protocol):
 
     def node(self, level: int, index: int) -> bytes:
         """Hash of the perfect subtree ``(level, index)``; it lies fully inside the tree."""
-        ...
 
 
 def subtree_hash(source: HashSource, level: int, index: int, tree_size: int) -> bytes:

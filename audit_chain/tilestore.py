@@ -64,23 +64,18 @@ class TileStore(Protocol):
 
     def read_tile(self, tile: TileId) -> bytes:
         """Bytes of a tile or entry bundle. Raises TileNotFoundError if absent."""
-        ...
 
     def write_batch(self, batch: TileBatch) -> None:
         """Make the batch's tiles and state durable, atomically with respect to the state."""
-        ...
 
     def read_state(self) -> LogState | None:
         """The committed state, or None for a log never written."""
-        ...
 
     def read_checkpoint(self) -> bytes | None:
         """The last published signed checkpoint note, or None."""
-        ...
 
     def write_checkpoint(self, note: bytes) -> None:
         """Durably replace the published signed checkpoint note."""
-        ...
 
 
 class MemoryTileStore:
@@ -140,6 +135,10 @@ class FileTileStore:
         self._lock = threading.Lock()
         self._counter = 0
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="tile-fsync")
+
+    def close(self) -> None:
+        """Stop the fsync worker threads (the store is unusable for writes afterwards)."""
+        self._pool.shutdown(wait=True)
 
     def _file(self, tile: TileId) -> Path:
         return self.root / tile.path

@@ -11,7 +11,7 @@ import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor
 
-from audit_chain.errors import TileNotFoundError
+from audit_chain.errors import LogStateError, TileNotFoundError
 from audit_chain.merkle import node_hash
 from audit_chain.tiles import TILE_WIDTH, TileId
 from audit_chain.tilestore import LogState, TileBatch
@@ -65,7 +65,7 @@ class SyntheticStore:
         return data[start:end]
 
     def write_batch(self, batch: TileBatch) -> None:
-        raise NotImplementedError("synthetic store is read-only")
+        raise LogStateError("the synthetic benchmark store is read-only")
 
     def read_state(self) -> LogState | None:
         return self.state

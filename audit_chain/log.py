@@ -2,10 +2,10 @@
 
 The log keeps in memory only the right edge of the tree (the partial tile of every tile
 level and the partial entry bundle); everything else is read from tiles. Any perfect
-subtree ``(level, index)`` is found in one tile: tile level ``level // 8``, inside which the
-``level % 8`` sub-levels are rebuilt and cached per tile (an LRU of tile mini-trees), so an
-inclusion or consistency proof reads O(log_256 n) tiles and hashes at most ~255 times per
-uncached tile.
+subtree ``(level, index)`` is found in one tile: tile level ``level // 8``; the
+``level % 8`` sub-levels inside it come from the tile's stored inner-node companion
+(written with every full tile; rebuilt from the tile when a store lacks it) and are cached
+per tile in an LRU, so a proof reads O(log_256 n) tiles and O(log n) stored hashes.
 
 Appending is two-phase so a database can put the tiles in its own transaction:
 
@@ -27,8 +27,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from audit_chain.errors import InputTooLargeError, LogStateError
+from audit_chain.errors import InputTooLargeError, LogStateError, TileNotFoundError
 from audit_chain.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -41,6 +42,7 @@ from audit_chain.merkle import (
 )
 from audit_chain.tiles import (
     ENTRIES_LEVEL,
+    INNER_TILE_BYTES,
     MAX_ENTRY_BYTES,
     TILE_HEIGHT,
     TILE_WIDTH,
@@ -70,8 +72,7 @@ class _Edge:
     trees: dict[int, list[list[bytes]]] = field(default_factory=dict, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
-class AppendResult:
+class AppendResult(NamedTuple):
     """Outcome of an append: the first new leaf index, the new tree size and root."""
 
     first_index: int
@@ -120,6 +121,22 @@ def _mini_tree(hashes: Sequence[bytes]) -> list[list[bytes]]:
             [sha(b"\x01" + left + right).digest() for left, right in zip(it, it, strict=False)]
         )
     return tree
+
+
+def _tree_from_inner(hashes: list[bytes], inner: bytes) -> list[list[bytes]]:
+    """Mini-tree of a full tile from its hashes and stored inner-node companion."""
+    tree = [hashes]
+    pos = 0
+    width = TILE_WIDTH // 2
+    while width > 1:
+        tree.append([inner[pos + i * HASH_SIZE : pos + (i + 1) * HASH_SIZE] for i in range(width)])
+        pos += width * HASH_SIZE
+        width //= 2
+    return tree
+
+
+def _inner_bytes(tree: list[list[bytes]]) -> bytes:
+    return b"".join(b"".join(level) for level in tree[1:])
 
 
 def _split_hashes(data: bytes, tile: TileId) -> list[bytes]:
@@ -218,8 +235,11 @@ class TiledLog:
                 counts[level] += 1
                 if len(tile) < TILE_WIDTH:
                     return
-                out[TileId(level, (counts[level] - 1) // TILE_WIDTH)] = b"".join(tile)
-                h = root_from_hashes(tile)
+                full = TileId(level, (counts[level] - 1) // TILE_WIDTH)
+                out[full] = b"".join(tile)
+                tree = _mini_tree(tile)
+                out[full.inner_nodes()] = _inner_bytes(tree)
+                h = node_hash(tree[-1][0], tree[-1][1])
                 tile.clear()
                 level += 1
 
@@ -291,7 +311,15 @@ class TiledLog:
             if tree is not None:
                 self._cache.move_to_end(tile)
                 return tree
-        tree = _mini_tree(_split_hashes(self.store.read_tile(tile), tile))
+        hashes = _split_hashes(self.store.read_tile(tile), tile)
+        try:
+            inner = self.store.read_tile(tile.inner_nodes())
+        except TileNotFoundError:  # optional companion: rebuild from the tile
+            inner = b""
+        if len(inner) == INNER_TILE_BYTES:
+            tree = _tree_from_inner(hashes, inner)
+        else:
+            tree = _mini_tree(hashes)
         with self._cache_lock:
             self._cache[tile] = tree
             while len(self._cache) > self._cache_size:

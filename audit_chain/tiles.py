@@ -31,6 +31,7 @@ from audit_chain.merkle import HASH_SIZE
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT  # 256 hashes per full tile
 FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
+INNER_TILE_BYTES = (TILE_WIDTH - 2) * HASH_SIZE  # sub-levels 1..7 of a full tile
 MAX_ENTRY_BYTES = 0xFFFF  # entry bundles length-prefix entries with a uint16
 ENTRIES_LEVEL = -1  # TileId.level for entry bundles
 MAX_TILE_LEVEL = 63
@@ -38,6 +39,7 @@ MAX_TILE_LEVEL = 63
 __all__ = [
     "ENTRIES_LEVEL",
     "FULL_TILE_BYTES",
+    "INNER_TILE_BYTES",
     "MAX_ENTRY_BYTES",
     "TILE_HEIGHT",
     "TILE_WIDTH",
@@ -54,11 +56,17 @@ __all__ = [
 
 @dataclass(frozen=True, order=True)
 class TileId:
-    """A tile (``level >= 0``) or entry bundle (``level == ENTRIES_LEVEL``) of some width."""
+    """A tile (``level >= 0``) or entry bundle (``level == ENTRIES_LEVEL``) of some width.
+
+    ``inner=True`` names the *inner-node companion* of a full tile (not part of
+    tlog-tiles, never served): the 254 hashes of the tile's sub-levels 1-7 (128 + 64 +
+    ... + 2), level 1 first, stored so proofs need no rehashing. Path ``inner/<L>/<N>``.
+    """
 
     level: int
     index: int
     width: int = TILE_WIDTH
+    inner: bool = False
 
     def __post_init__(self) -> None:
         if not ENTRIES_LEVEL <= self.level <= MAX_TILE_LEVEL:
@@ -67,6 +75,8 @@ class TileId:
             raise TilePathError(f"tile index {self.index} is negative", reason="bad_index")
         if not 1 <= self.width <= TILE_WIDTH:
             raise TilePathError(f"tile width {self.width} out of range", reason="bad_width")
+        if self.inner and (self.level == ENTRIES_LEVEL or self.width != TILE_WIDTH):
+            raise TilePathError("only full Merkle tiles have inner nodes", reason="bad_inner")
 
     @property
     def is_entries(self) -> bool:
@@ -83,6 +93,10 @@ class TileId:
     def full(self) -> TileId:
         """The full tile at the same coordinates."""
         return TileId(self.level, self.index)
+
+    def inner_nodes(self) -> TileId:
+        """The inner-node companion of this full tile."""
+        return TileId(self.level, self.index, inner=True)
 
 
 def encode_index(index: int) -> str:
@@ -101,6 +115,8 @@ def encode_index(index: int) -> str:
 
 def tile_path(tile: TileId) -> str:
     """Resource path of a tile or entry bundle, e.g. ``tile/0/x001/234/067.p/5``."""
+    if tile.inner:
+        return f"inner/{tile.level}/{encode_index(tile.index)}"
     level = "entries" if tile.is_entries else str(tile.level)
     suffix = f".p/{tile.width}" if tile.is_partial else ""
     return f"tile/{level}/{encode_index(tile.index)}{suffix}"

@@ -10,7 +10,13 @@ import pytest
 
 from audit_chain.errors import InputTooLargeError, LogStateError, TileNotFoundError
 from audit_chain.log import TiledLog
-from audit_chain.merkle import ListHashSource, leaf_hash, verify_consistency, verify_inclusion
+from audit_chain.merkle import (
+    ListHashSource,
+    inclusion_proof,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
 from audit_chain.tiles import ENTRIES_LEVEL, TileId, parse_tile_path
 from audit_chain.tilestore import FileTileStore, LogState, MemoryTileStore
 
@@ -56,8 +62,13 @@ def test_tiles_follow_the_tlog_tiles_layout(tmp_path: Path) -> None:
     log = TiledLog(store)
     log.append_batch(_entries(300))
     log.append_batch(_entries(70_000 - 300, 300))
-    files = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()} - {"state"}
+    served = tmp_path / "tile"
+    files = {str(p.relative_to(tmp_path)) for p in served.rglob("*") if p.is_file()}
     tiles = {parse_tile_path(f) for f in files}
+    # Every full Merkle tile has its inner-node companion beside the served tree.
+    for tile in tiles:
+        if tile.level >= 0 and not tile.is_partial:
+            assert len((tmp_path / tile.inner_nodes().path).read_bytes()) == 254 * 32
     # Every file is a canonical tlog-tiles path; the final tree's tiles are all present.
     assert TileId(0, 273, 112) in tiles and TileId(1, 1, 17) in tiles and TileId(2, 0, 1) in tiles
     assert TileId(ENTRIES_LEVEL, 273, 112) in tiles and TileId(0, 272) in tiles
@@ -79,9 +90,9 @@ def test_file_store_reopens_at_the_committed_state_after_a_torn_batch(tmp_path: 
         target.write_bytes(data)
     reopened = TiledLog(FileTileStore(tmp_path))
     assert (reopened.tree_size, reopened.root) == (100, root)
-    again = reopened.append_batch(_entries(10, 100))
-    assert again.first_index == 100 and again.tree_size == 110
-    assert TiledLog(FileTileStore(tmp_path)).root == again.root
+    first_index, tree_size, root_after = reopened.append_batch(_entries(10, 100))
+    assert (first_index, tree_size) == (100, 110)
+    assert TiledLog(FileTileStore(tmp_path)).root == root_after
 
 
 def test_no_temporary_files_are_left_behind(tmp_path: Path) -> None:
@@ -172,3 +183,25 @@ def test_fsync_is_called_for_durable_writes(
     assert calls.count("file") == 3
     assert calls.count("dir") >= 3
     assert calls[-1] == "dir"  # the state's directory is synced last
+
+
+def test_proofs_use_stored_inner_nodes_and_work_without_them() -> None:
+    entries = _entries(1024)
+    ref = ListHashSource([leaf_hash(e) for e in entries])
+    store = MemoryTileStore()
+    TiledLog(store).append_batch(entries)
+    inner = TileId(0, 1).inner_nodes()
+    assert inner in store.tile_ids()
+    # Without the companion the proof is rebuilt from the tile and still verifies.
+    stripped = MemoryTileStore()
+    stripped.put_tiles(
+        [(t, store.read_tile(t)) for t in store.tile_ids() if not t.inner],
+        LogState(1024, ref.root()),
+    )
+    assert TiledLog(stripped).inclusion_proof(300) == inclusion_proof(ref, 300, 1024)
+    # With it, the stored inner hashes are what the proof is made of.
+    data = bytearray(store.read_tile(inner))
+    data[0] ^= 1  # first level-1 node of tile 1: the sibling pair of leaves 256-257
+    store.tamper(inner, bytes(data))
+    proof = TiledLog(store).inclusion_proof(258, 1024)
+    assert proof[1] != inclusion_proof(ref, 258, 1024)[1]

@@ -24,12 +24,12 @@ from a log.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from audit_chain._b64 import b64decode_strict
 from audit_chain.checkpoint import open_checkpoint
 from audit_chain.dsse import Envelope, envelope_from_json, parse_envelope
 from audit_chain.errors import (
@@ -149,13 +149,7 @@ def _proof_from_json(value: object, key: str) -> tuple[bytes, ...]:
     for item in value:
         if not isinstance(item, str) or len(item) > 88:
             raise _fail(f"{key} holds a value that is not a short base64 string", "bad_proof")
-        try:
-            h = base64.b64decode(item, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise _fail(f"{key} holds invalid base64", "bad_proof") from exc
-        if base64.b64encode(h).decode() != item:
-            raise _fail(f"{key} holds non-canonical base64", "bad_proof")
-        out.append(h)
+        out.append(b64decode_strict(item, f"a {key} hash", MalformedBundleError, "bad_proof"))
     return tuple(out)
 
 

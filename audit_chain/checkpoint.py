@@ -16,10 +16,10 @@ that a log never signs a checkpoint smaller than, or inconsistent with, the last
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from audit_chain._b64 import b64decode_strict
 from audit_chain.errors import (
     CheckpointRegressionError,
     ConsistencyProofError,
@@ -87,12 +87,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
         or (size_s != "0" and size_s.startswith("0"))
     ):
         raise MalformedCheckpointError(f"bad tree size line {size_s!r}", reason="bad_tree_size")
-    try:
-        root = base64.b64decode(root_s, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedCheckpointError("root hash is not base64", reason="bad_root") from exc
-    if base64.b64encode(root).decode() != root_s:
-        raise MalformedCheckpointError("root hash is not canonical base64", reason="bad_root")
+    root = b64decode_strict(root_s, "root hash", MalformedCheckpointError, "bad_root")
     return Checkpoint(origin, int(size_s), root, tuple(extensions))
 
 

@@ -16,11 +16,11 @@ fields of the signer's signed-note verifier key.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from audit_chain._b64 import b64decode_strict
 from audit_chain.errors import (
     EnvelopeVerificationError,
     InputTooLargeError,
@@ -88,15 +88,7 @@ class Envelope:
 
 
 def _b64(value: object, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise MalformedEnvelopeError(f"{what} must be a string")
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedEnvelopeError(f"{what} is not base64") from exc
-    if base64.b64encode(raw).decode() != value:
-        raise MalformedEnvelopeError(f"{what} is not canonical base64")
-    return raw
+    return b64decode_strict(value, what, MalformedEnvelopeError, "malformed")
 
 
 def envelope_from_json(obj: object) -> Envelope:

@@ -17,7 +17,6 @@ no verified signature is an :class:`~audit_chain.errors.UnknownKeyError`.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from audit_chain._b64 import b64decode_strict
 from audit_chain.errors import (
     ForgedSignatureError,
     InputTooLargeError,
@@ -50,16 +50,6 @@ ALG_ED25519 = 0x01
 MAX_NOTE_BYTES = 16 * 1024  # ample for a checkpoint with 16+ Ed25519 signatures
 MAX_SIGNATURES = 100
 _SIG_PREFIX = "\u2014 "  # em dash, space
-
-
-def _b64decode_strict(value: str, what: str, error: type[Exception]) -> bytes:
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise error(f"{what} is not base64") from exc
-    if base64.b64encode(raw).decode() != value:
-        raise error(f"{what} is not canonical base64")
-    return raw
 
 
 def is_valid_key_name(name: str) -> bool:
@@ -103,7 +93,7 @@ class NoteVerifier:
             raise MalformedKeyError(f"invalid key name {name!r}")
         if len(hex_id) != 8 or any(c not in "0123456789abcdef" for c in hex_id):
             raise MalformedKeyError("key ID must be 8 lowercase hex digits")
-        raw = _b64decode_strict(b64, "verifier key", MalformedKeyError)
+        raw = b64decode_strict(b64, "verifier key", MalformedKeyError, "bad_base64")
         if len(raw) != 33 or raw[0] != ALG_ED25519:
             raise MalformedKeyError("verifier key is not an Ed25519 (0x01) key", reason="bad_alg")
         kid = key_id(name, raw[1:])
@@ -168,7 +158,7 @@ class NoteSigner:
         if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
             raise MalformedKeyError("signer key is not PRIVATE+KEY+<name>+<id>+<key>")
         _, _, name, hex_id, b64 = parts
-        raw = _b64decode_strict(b64, "signer key", MalformedKeyError)
+        raw = b64decode_strict(b64, "signer key", MalformedKeyError, "bad_base64")
         if len(raw) != 33 or raw[0] != ALG_ED25519:
             raise MalformedKeyError("signer key is not an Ed25519 (0x01) key", reason="bad_alg")
         signer = cls(name, Ed25519PrivateKey.from_private_bytes(raw[1:]))
@@ -287,7 +277,7 @@ def open_note(
         name, sep, b64 = line[len(_SIG_PREFIX) :].partition(" ")
         if not sep or not is_valid_key_name(name) or not b64:
             raise MalformedNoteError("malformed signature line")
-        blob = _b64decode_strict(b64, "signature", MalformedNoteError)
+        blob = b64decode_strict(b64, "signature", MalformedNoteError, "bad_base64")
         if len(blob) < 5:
             raise MalformedNoteError("signature too short")
         kid = int.from_bytes(blob[:4], "big")

@@ -10,13 +10,13 @@ Constructing a dataclass runs the same checks, so an invalid record cannot be bu
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from audit_chain._b64 import b64decode_strict
 from audit_chain.commitment import is_commitment
 from audit_chain.errors import MalformedStatementError
 
@@ -146,13 +146,7 @@ class NodeResultSignature:
         if not isinstance(obj, dict):
             raise _fail("nodeResult must be an object")
         _members(obj, {"digest", "keyid", "sig"}, set(), "nodeResult")
-        sig_s = obj["sig"]
-        if not isinstance(sig_s, str):
-            raise _fail("nodeResult.sig must be base64")
-        try:
-            sig = base64.b64decode(sig_s, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise _fail("nodeResult.sig must be base64") from exc
+        sig = b64decode_strict(obj["sig"], "nodeResult.sig", MalformedStatementError, "bad_field")
         return cls(obj["digest"], obj["keyid"], sig)
 
 

@@ -34,6 +34,7 @@ from audit_chain.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     consistency_proof,
+    fold_right,
     inclusion_proof,
     leaf_hash,
     node_hash,
@@ -100,12 +101,7 @@ def _edge_root(hashes: Sequence[Sequence[bytes]]) -> bytes:
             if len(tile) & (1 << r):
                 parts.append(root_from_hashes(tile[pos : pos + (1 << r)]))
                 pos += 1 << r
-    if not parts:
-        return EMPTY_ROOT
-    acc = parts[-1]
-    for left in reversed(parts[:-1]):
-        acc = node_hash(left, acc)
-    return acc
+    return fold_right(parts) if parts else EMPTY_ROOT
 
 
 def _mini_tree(hashes: Sequence[bytes]) -> list[list[bytes]]:

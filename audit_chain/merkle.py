@@ -34,12 +34,16 @@ _MAX_TREE_SIZE = 1 << 63
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "CompactRange",
     "HashSource",
+    "ListHashSource",
     "consistency_proof",
+    "fold_right",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
     "root_from_hashes",
+    "root_from_inclusion_proof",
     "root_hash",
     "subtree_hash",
     "verify_consistency",
@@ -57,28 +61,45 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-def root_from_hashes(hashes: Sequence[bytes]) -> bytes:
-    """Merkle Tree Hash over already-hashed leaves (or equal-height subtree roots).
+def fold_right(parts: Sequence[bytes]) -> bytes:
+    """Root over consecutive perfect subtrees, biggest (leftmost) first, hashed right to left.
 
-    Iterative, left-heavy split (largest power of two strictly below n) as RFC 9162 requires.
+    This is how RFC 9162 joins the decomposition of a tree (or of a border subtree) into
+    perfect subtrees; ``parts`` must not be empty.
     """
-    n = len(hashes)
-    if n == 0:
-        return EMPTY_ROOT
-    # Fold perfect subtrees left to right (a compact range), then fold the stack right to left.
-    stack: list[tuple[int, bytes]] = []  # (height, hash)
-    for h in hashes:
-        height = 0
-        while stack and stack[-1][0] == height:
-            _, left = stack.pop()
-            h = node_hash(left, h)
-            height += 1
-        stack.append((height, h))
-    _, acc = stack.pop()
-    while stack:
-        _, left = stack.pop()
+    acc = parts[-1]
+    for left in reversed(parts[:-1]):
         acc = node_hash(left, acc)
     return acc
+
+
+class CompactRange:
+    """The perfect subtrees covering leaves ``[0, size)``: append hashes, read the root."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._nodes: list[tuple[int, bytes]] = []  # (height, hash), biggest first
+
+    def append(self, h: bytes) -> None:
+        """Append one leaf hash (or one subtree root of the same height as the leaves)."""
+        height = 0
+        while self._nodes and self._nodes[-1][0] == height:
+            _, left = self._nodes.pop()
+            h = node_hash(left, h)
+            height += 1
+        self._nodes.append((height, h))
+        self.size += 1
+
+    def root(self) -> bytes:
+        return fold_right([h for _, h in self._nodes]) if self._nodes else EMPTY_ROOT
+
+
+def root_from_hashes(hashes: Sequence[bytes]) -> bytes:
+    """Merkle Tree Hash over already-hashed leaves (or equal-height subtree roots)."""
+    compact = CompactRange()
+    for h in hashes:
+        compact.append(h)
+    return compact.root()
 
 
 def root_hash(entries: Sequence[bytes]) -> bytes:
@@ -113,10 +134,7 @@ def subtree_hash(source: HashSource, level: int, index: int, tree_size: int) -> 
         if remaining & (1 << h):
             parts.append(source.node(h, pos >> h))
             pos += 1 << h
-    acc = parts[-1]
-    for left in reversed(parts[:-1]):
-        acc = node_hash(left, acc)
-    return acc
+    return fold_right(parts)
 
 
 def _check_size(tree_size: int) -> None:

@@ -33,7 +33,7 @@ from audit_chain.errors import (
     RollbackError,
     SplitViewError,
 )
-from audit_chain.merkle import EMPTY_ROOT, leaf_hash, node_hash, verify_consistency
+from audit_chain.merkle import EMPTY_ROOT, CompactRange, leaf_hash, verify_consistency
 from audit_chain.note import NoteVerifier
 
 __all__ = ["EntryTail", "LogMonitor", "MonitorState", "Observation", "verify_checkpoint_update"]
@@ -151,27 +151,18 @@ class EntryTail:
     """Recomputes the tree from entries in order (a compact range of perfect subtrees)."""
 
     def __init__(self) -> None:
-        self.tree_size = 0
-        self._range: list[tuple[int, bytes]] = []  # (height, hash), biggest first
+        self._range = CompactRange()
+
+    @property
+    def tree_size(self) -> int:
+        return self._range.size
 
     def append(self, entries: Sequence[bytes]) -> None:
         for e in entries:
-            h = leaf_hash(e)
-            height = 0
-            while self._range and self._range[-1][0] == height:
-                _, left = self._range.pop()
-                h = node_hash(left, h)
-                height += 1
-            self._range.append((height, h))
-            self.tree_size += 1
+            self._range.append(leaf_hash(e))
 
     def root(self) -> bytes:
-        if not self._range:
-            return EMPTY_ROOT
-        acc = self._range[-1][1]
-        for _, left in reversed(self._range[:-1]):
-            acc = node_hash(left, acc)
-        return acc
+        return self._range.root()
 
     def verify_against(self, checkpoint: Checkpoint) -> None:
         """Check that the entries seen so far hash to ``checkpoint``'s root.

@@ -169,11 +169,12 @@ class CommitmentMismatchError(VerificationError):
 
 
 class BundleVerificationError(VerificationError):
-    """``verify_bundle`` failed at ``step``; ``__cause__`` holds the underlying error."""
+    """``verify_bundle`` failed at ``step`` because of ``detail``; ``__cause__`` says why."""
 
-    def __init__(self, step: str, message: str, *, reason: str) -> None:
-        super().__init__(f"step {step!r} failed: {message}", reason=reason)
+    def __init__(self, step: str, detail: str, *, reason: str) -> None:
+        super().__init__(f"step {step!r} failed: {detail}", reason=reason)
         self.step = step
+        self.detail = detail
 
 
 class MonitorError(VerificationError):

@@ -27,7 +27,12 @@ from collections.abc import Callable
 from audit_chain.bundle import MAX_BUNDLE_BYTES, Anchor, ProofBundle, parse_bundle
 from audit_chain.checkpoint import Checkpoint, open_checkpoint
 from audit_chain.dsse import INTOTO_PAYLOAD_TYPE, verify_envelope
-from audit_chain.errors import AuditChainError, BundleVerificationError, InputTooLargeError
+from audit_chain.errors import (
+    AuditChainError,
+    BundleVerificationError,
+    InputTooLargeError,
+    MalformedStatementError,
+)
 from audit_chain.merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit_chain.note import NoteVerifier
 from audit_chain.statement import parse_statement
@@ -107,8 +112,8 @@ def verify_bundle(
     # 6. statement
     try:
         if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
-            raise BundleVerificationError(
-                "statement", f"payloadType is not {INTOTO_PAYLOAD_TYPE}", reason="bad_payload_type"
+            raise MalformedStatementError(
+                f"payloadType is not {INTOTO_PAYLOAD_TYPE}", reason="bad_payload_type"
             )
         parse_statement(envelope.payload)
     except AuditChainError as exc:

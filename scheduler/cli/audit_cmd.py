@@ -117,8 +117,7 @@ def verify(
             data, vkey, svkey, check_anchor=check_anchor, require_anchor=not allow_unanchored
         )
     except BundleVerificationError as exc:
-        detail = exc.__cause__ if exc.__cause__ is not None else exc
-        _err.print(f"[bold red]FAILED[/] at step [bold]{exc.step}[/]: {detail}", soft_wrap=True)
+        _err.print(f"[bold red]FAILED[/] at step [bold]{exc.step}[/]: {exc.detail}", soft_wrap=True)
         raise typer.Exit(code=2 if exc.step == "keys" else 1) from None
 
     # Every step held: summarise what was proven.

@@ -14,7 +14,8 @@ Public API (pinned by tests/unit/audit_chain/test_exports.py):
 * Records (in-toto Statement v1 in DSSE): :class:`TaskExecution`, :class:`ResponseAction`,
   :func:`statement_for`, :func:`sign_statement`, :func:`commit`.
 * Bundles and verification: :func:`build_bundle`, :func:`verify_bundle`, :class:`Anchor`.
-* Monitoring: :class:`LogMonitor`, :class:`EntryTail`.
+* Monitoring: :class:`LogMonitor`, :class:`EntryTail`, :func:`monitor_poll` over a
+  tlog-tiles server reached through an injected ``fetch``.
 
 The on-chain anchoring lives in ``audit_chain.anchoring`` and is not imported here, so the
 verifier never pulls in web3.
@@ -66,6 +67,7 @@ from audit_chain.errors import (
     UnknownKeyError,
     VerificationError,
 )
+from audit_chain.follow import RemoteTileStore, monitor_poll
 from audit_chain.log import AppendResult, PreparedBatch, TiledLog
 from audit_chain.merkle import (
     EMPTY_ROOT,
@@ -143,6 +145,7 @@ __all__ = [
     "PreparedBatch",
     "ProofBundle",
     "ProofError",
+    "RemoteTileStore",
     "ResponseAction",
     "RollbackError",
     "SplitViewError",
@@ -162,6 +165,7 @@ __all__ = [
     "ensure_publishable",
     "inclusion_proof",
     "leaf_hash",
+    "monitor_poll",
     "new_salt",
     "node_hash",
     "open_checkpoint",

@@ -360,6 +360,24 @@ class TiledLog:
             raise LogStateError(f"index {index} beyond tree size {edge.tree_size}")
         return self._source(edge).node(0, index)
 
+    def read_entries(self, start: int, end: int) -> list[bytes]:
+        """Entries ``[start, end)``, reading each entry bundle once."""
+        edge = self._edge
+        if not 0 <= start <= end <= edge.tree_size:
+            raise LogStateError(f"range [{start}, {end}) not in tree size {edge.tree_size}")
+        out: list[bytes] = []
+        pos = start
+        while pos < end:
+            n = pos // TILE_WIDTH
+            if (n + 1) * TILE_WIDTH > edge.tree_size:
+                bundle = list(edge.entries)
+            else:
+                bundle = parse_entry_bundle(self.store.read_tile(TileId(ENTRIES_LEVEL, n)))
+            stop = min(end, (n + 1) * TILE_WIDTH)
+            out.extend(bundle[pos - n * TILE_WIDTH : stop - n * TILE_WIDTH])
+            pos = stop
+        return out
+
     def read_entry(self, index: int) -> bytes:
         """The entry at ``index``, from its entry bundle."""
         edge = self._edge

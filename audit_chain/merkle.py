@@ -22,6 +22,7 @@ or :class:`~audit_chain.errors.ConsistencyProofError` carrying ``expected_root``
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -76,9 +77,24 @@ def fold_right(parts: Sequence[bytes]) -> bytes:
 class CompactRange:
     """The perfect subtrees covering leaves ``[0, size)``: append hashes, read the root."""
 
-    def __init__(self) -> None:
-        self.size = 0
-        self._nodes: list[tuple[int, bytes]] = []  # (height, hash), biggest first
+    def __init__(self, nodes: Sequence[tuple[int, bytes]] = ()) -> None:
+        """Start empty, or resume from ``nodes`` as returned by :attr:`nodes`.
+
+        Raises:
+            LogStateError: heights not strictly decreasing, or a hash not 32 bytes.
+        """
+        heights = [h for h, _ in nodes]
+        if any(a <= b for a, b in itertools.pairwise(heights)) or any(
+            not 0 <= h < 64 or len(x) != HASH_SIZE for h, x in nodes
+        ):
+            raise LogStateError("not a compact range")
+        self._nodes: list[tuple[int, bytes]] = list(nodes)  # (height, hash), biggest first
+        self.size = sum(1 << h for h in heights)
+
+    @property
+    def nodes(self) -> tuple[tuple[int, bytes], ...]:
+        """The perfect subtrees, biggest first, as (height, hash)."""
+        return tuple(self._nodes)
 
     def append(self, h: bytes) -> None:
         """Append one leaf hash (or one subtree root of the same height as the leaves)."""

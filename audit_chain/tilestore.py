@@ -200,8 +200,15 @@ class FileTileStore:
         dirs: set[Path] = set()
         for path, _ in items:
             self._make_parent(path, dirs)
-        tmps = [(self._write_tmp(path, data), path) for path, data in items]
-        self._sync_all([tmp for tmp, _ in tmps], directory=False)
+        tmps: list[tuple[Path, Path]] = []
+        try:
+            for path, data in items:
+                tmps.append((self._write_tmp(path, data), path))
+            self._sync_all([tmp for tmp, _ in tmps], directory=False)
+        except OSError:
+            for tmp, _ in tmps:  # leave no temporary files behind a failed batch
+                tmp.unlink(missing_ok=True)
+            raise
         for tmp, path in tmps:
             os.replace(tmp, path)
             dirs.add(path.parent)

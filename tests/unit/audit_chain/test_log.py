@@ -205,3 +205,22 @@ def test_proofs_use_stored_inner_nodes_and_work_without_them() -> None:
     store.tamper(inner, bytes(data))
     proof = TiledLog(store).inclusion_proof(258, 1024)
     assert proof[1] != inclusion_proof(ref, 258, 1024)[1]
+
+
+def test_failed_fsync_leaves_no_temporary_files_and_no_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileTileStore(tmp_path)
+    log = TiledLog(store)
+    log.append_batch(_entries(5))
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    with pytest.raises(OSError):
+        log.append_batch(_entries(5, 5))
+    assert log.tree_size == 5
+    assert not list(tmp_path.rglob(".tmp-*"))
+    monkeypatch.undo()
+    assert TiledLog(FileTileStore(tmp_path)).tree_size == 5

@@ -90,10 +90,6 @@ class TileId:
     def path(self) -> str:
         return tile_path(self)
 
-    def full(self) -> TileId:
-        """The full tile at the same coordinates."""
-        return TileId(self.level, self.index)
-
     def inner_nodes(self) -> TileId:
         """The inner-node companion of this full tile."""
         return TileId(self.level, self.index, inner=True)

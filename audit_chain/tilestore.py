@@ -115,10 +115,6 @@ class MemoryTileStore:
         """Every stored tile, sorted (tests and tooling)."""
         return sorted(self._tiles)
 
-    def tamper(self, tile: TileId, data: bytes) -> None:
-        """Overwrite a tile in place, bypassing the log (for tamper-detection tests)."""
-        self._tiles[tile] = data
-
 
 class FileTileStore:
     """:class:`TileStore` in the C2SP tlog-tiles layout under ``root``.

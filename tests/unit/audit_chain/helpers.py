@@ -19,6 +19,7 @@ from audit_chain import (
     statement_for,
 )
 from audit_chain.predicates import NodeResultSignature
+from audit_chain.tiles import TileId
 
 ORIGIN = "log.cntrust.test/tasks"
 
@@ -86,6 +87,13 @@ def anchor_for(log: TiledLog, tree_size: int) -> Anchor:
         tree_size=tree_size,
         root=log.root_at(tree_size),
     )
+
+
+def overwrite_tile(store: MemoryTileStore, tile: TileId, data: bytes) -> None:
+    """Change a stored tile behind the log's back (what an attacker with storage access does)."""
+    state = store.read_state()
+    assert state is not None
+    store.put_tiles([(tile, data)], state)
 
 
 def make_bundle(

@@ -20,6 +20,8 @@ from audit_chain.merkle import (
 from audit_chain.tiles import ENTRIES_LEVEL, TileId, parse_tile_path
 from audit_chain.tilestore import FileTileStore, LogState, MemoryTileStore
 
+from .helpers import overwrite_tile
+
 
 def _entries(n: int, start: int = 0) -> list[bytes]:
     return [f"entry-{i}".encode() for i in range(start, start + n)]
@@ -108,7 +110,7 @@ def test_tampered_edge_tile_is_detected_on_open() -> None:
     tile = TileId(0, 1, 44)
     data = bytearray(store.read_tile(tile))
     data[0] ^= 1
-    store.tamper(tile, bytes(data))
+    overwrite_tile(store, tile, bytes(data))
     with pytest.raises(LogStateError):
         TiledLog(store)
 
@@ -119,7 +121,7 @@ def test_tampered_partial_entry_bundle_is_detected_on_open() -> None:
     bundle = TileId(ENTRIES_LEVEL, 0, 10)
     data = bytearray(store.read_tile(bundle))
     data[-1] ^= 1
-    store.tamper(bundle, bytes(data))
+    overwrite_tile(store, bundle, bytes(data))
     with pytest.raises(LogStateError):
         TiledLog(store)
 
@@ -202,7 +204,7 @@ def test_proofs_use_stored_inner_nodes_and_work_without_them() -> None:
     # With it, the stored inner hashes are what the proof is made of.
     data = bytearray(store.read_tile(inner))
     data[0] ^= 1  # first level-1 node of tile 1: the sibling pair of leaves 256-257
-    store.tamper(inner, bytes(data))
+    overwrite_tile(store, inner, bytes(data))
     proof = TiledLog(store).inclusion_proof(258, 1024)
     assert proof[1] != inclusion_proof(ref, 258, 1024)[1]
 

@@ -19,7 +19,7 @@ from audit_chain.publisher import CheckpointPublisher
 from audit_chain.tiles import ENTRIES_LEVEL, TileId, encode_entry_bundle, parse_entry_bundle
 from audit_chain.tilestore import MemoryTileStore
 
-from .helpers import ORIGIN, seeded
+from .helpers import ORIGIN, overwrite_tile, seeded
 
 
 def _grow(log: TiledLog, start: int, n: int, tag: str = "e") -> None:
@@ -95,7 +95,7 @@ def test_entry_changed_in_storage_is_detected() -> None:
     # Someone edits entry 3 directly in storage; the tiles are left alone.
     entries = parse_entry_bundle(store.read_tile(TileId(ENTRIES_LEVEL, 0)))
     entries[3] = b"e3-edited"
-    store.tamper(TileId(ENTRIES_LEVEL, 0), encode_entry_bundle(entries))
+    overwrite_tile(store, TileId(ENTRIES_LEVEL, 0), encode_entry_bundle(entries))
     tampered = EntryTail()
     tampered.append(parse_entry_bundle(store.read_tile(TileId(ENTRIES_LEVEL, 0))))
     tampered.append([log.read_entry(i) for i in range(256, 300)])

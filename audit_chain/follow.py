@@ -27,7 +27,13 @@ from audit_chain.log import TiledLog
 from audit_chain.merkle import HASH_SIZE
 from audit_chain.monitor import LogMonitor, Observation
 from audit_chain.note import MAX_NOTE_BYTES
-from audit_chain.tiles import MAX_ENTRY_BYTES, TILE_WIDTH, TileId
+from audit_chain.tiles import (
+    MAX_ENTRY_BYTES,
+    TILE_WIDTH,
+    TileId,
+    encode_entry_bundle,
+    parse_entry_bundle,
+)
 from audit_chain.tilestore import LogState, TileBatch
 
 __all__ = ["Fetch", "RemoteTileStore", "monitor_poll"]
@@ -43,14 +49,27 @@ class RemoteTileStore:
         self._fetch = fetch
         self._state = state
 
-    def read_tile(self, tile: TileId) -> bytes:
-        if tile.inner:  # not served by tlog-tiles: the log rebuilds sub-levels from the tile
-            raise TileNotFoundError(tile.path)
+    def _get(self, tile: TileId) -> bytes:
         data = self._fetch(tile.path)
         limit = _MAX_BUNDLE_BYTES if tile.is_entries else tile.width * HASH_SIZE
         if len(data) > limit:
             raise InputTooLargeError(tile.path, size_bytes=len(data), limit_bytes=limit)
         return data
+
+    def read_tile(self, tile: TileId) -> bytes:
+        if tile.inner:  # not served by tlog-tiles: the log rebuilds sub-levels from the tile
+            raise TileNotFoundError(tile.path)
+        try:
+            return self._get(tile)
+        except TileNotFoundError:
+            if not tile.is_partial:
+                raise
+        # The log may delete a partial tile once the full one exists (tlog-tiles): fall
+        # back to the full tile's prefix.
+        full = self._get(TileId(tile.level, tile.index))
+        if not tile.is_entries:
+            return full[: tile.width * HASH_SIZE]
+        return encode_entry_bundle(parse_entry_bundle(full)[: tile.width])
 
     def write_batch(self, batch: TileBatch) -> None:
         raise LogStateError("a remote log is read-only")

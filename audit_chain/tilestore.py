@@ -13,7 +13,8 @@ Implementations here:
   files. Each file is written to a temporary name, fsynced, renamed into place, and the
   directories are fsynced (in parallel, so the filesystem journal commits them together);
   the ``state`` file (tree size and root) is written last, so it never names a tree whose
-  tiles are not durable. Tiles past the committed size left by a
+  tiles are not durable. Partial tiles are deleted once their full tile is committed, as
+  tlog-tiles allows (clients fall back to the full tile). Tiles past the committed size left by a
   crash are ignored and later overwritten.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import shutil
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +33,7 @@ from typing import Protocol
 
 from audit_chain.errors import LogStateError, TileNotFoundError
 from audit_chain.merkle import HASH_SIZE
-from audit_chain.tiles import TileId
+from audit_chain.tiles import TILE_WIDTH, TileId
 
 __all__ = ["FileTileStore", "LogState", "MemoryTileStore", "TileBatch", "TileStore"]
 
@@ -57,6 +59,11 @@ class TileBatch:
 
     tiles: tuple[tuple[TileId, bytes], ...]
     state: LogState
+
+
+def _completed(batch: TileBatch) -> list[TileId]:
+    """Full tiles and entry bundles written by ``batch``."""
+    return [tile for tile, _ in batch.tiles if not tile.is_partial and not tile.inner]
 
 
 class TileStore(Protocol):
@@ -97,6 +104,9 @@ class MemoryTileStore:
         with self._lock:
             self._tiles.update(batch.tiles)
             self._state = batch.state
+            for tile in _completed(batch):  # partials are redundant once the full tile exists
+                for width in range(1, TILE_WIDTH):
+                    self._tiles.pop(TileId(tile.level, tile.index, width), None)
 
     def put_tiles(self, tiles: Sequence[tuple[TileId, bytes]], state: LogState) -> None:
         """Install pre-computed tiles (e.g. a synthesized benchmark tree)."""
@@ -218,6 +228,10 @@ class FileTileStore:
             state = batch.state
             text = f"{_STATE_MAGIC}\n{state.tree_size}\n{base64.b64encode(state.root).decode()}\n"
             self._durable_write([(self.root / "state", text.encode())])
+            # 3. tlog-tiles lets a log delete partial tiles once the full tile is available;
+            # without this, small batches would leave up to 255 partial copies per tile.
+            for tile in _completed(batch):
+                shutil.rmtree(self.root / f"{tile.path}.p", ignore_errors=True)
 
     def read_state(self) -> LogState | None:
         try:

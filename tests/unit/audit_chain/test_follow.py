@@ -154,3 +154,21 @@ def test_tracking_monitor_needs_the_new_entries() -> None:
     untracked = MonitorState(monitor.state.checkpoint)
     with pytest.raises(LogStateError):
         LogMonitor(signer.verifier, untracked, track_entries=True)
+
+
+def test_partial_tiles_are_pruned_and_clients_fall_back_to_full_tiles(
+    served: tuple[TiledLog, CheckpointPublisher, Path],
+) -> None:
+    log, pub, root = served
+    for _ in range(5):
+        _grow(log, 50)  # five partial versions of tile 0 and entry bundle 0
+    note = pub.publish()
+    assert len(list((root / "tile/0/000.p").iterdir())) == 5
+    monitor = LogMonitor(seeded("log").verifier, track_entries=True)
+    monitor_poll(monitor, _serve(root))
+    _grow(log, 10)  # tile 0 completes: its partials go
+    assert not (root / "tile/0/000.p").exists() and not (root / "tile/entries/000.p").exists()
+    # A client still holding the checkpoint of size 250 reads the full tiles' prefixes.
+    (root / "checkpoint").write_bytes(note)
+    fresh = LogMonitor(seeded("log").verifier, track_entries=True)
+    assert monitor_poll(fresh, _serve(root)).current.tree_size == 250

@@ -320,9 +320,8 @@ def create_app(service: Service) -> FastAPI:
     async def report(body: ReportBatch, who: Caller) -> list[ReportOutcome]:
         service.authorize(who, "task.report", Resource("node", who.name))
         now = service.clock()
-        futures = []
-        for item in body.results:
-            rep = store.Report(
+        reports = [
+            store.Report(
                 task_id=item.task_id,
                 exit_code=item.exit_code,
                 output_digest=item.output_digest,
@@ -331,37 +330,28 @@ def create_app(service: Service) -> FastAPI:
                 started_at=item.started_at,
                 finished_at=item.finished_at,
             )
-            futures.append(
-                service.committer.submit(
-                    lambda s, rep=rep: store.report_task(s, who.name, rep, now)
-                )
-            )
+            for item in body.results
+        ]
+        results, placed = await service.write(
+            lambda s: store.report_tasks(s, who.name, reports, now, service.pipeline)
+        )
+        for transition in placed:  # capacity was released: wake the nodes that got work
+            notifier.wake(transition.node_id)
         outcomes = []
-        for item, fut in zip(body.results, futures, strict=True):
-            try:
-                task = await asyncio.wrap_future(fut)
-            except SchedulerError as exc:
+        for item, result in zip(body.results, results, strict=True):
+            if isinstance(result, SchedulerError):
+                problem = {"status": result.status, "type": result.type_slug, "detail": str(result)}
                 outcomes.append(
-                    ReportOutcome(
-                        task_id=item.task_id,
-                        accepted=False,
-                        problem={"status": exc.status, "type": exc.type_slug, "detail": str(exc)},
-                    )
+                    ReportOutcome(task_id=item.task_id, accepted=False, problem=problem)
                 )
                 continue
+            task = result
             service.telemetry.transitions.add(1, {"state": task.state.value})
             with service.telemetry.span(
                 "task.report", task.trace_parent, task_id=task.id, node_id=who.name
             ) as span:
                 span.set_attribute("cntrust.state", task.state.value)
             outcomes.append(ReportOutcome(task_id=task.id, accepted=True, state=task.state.value))
-        if any(o.accepted for o in outcomes):
-            # capacity was released: place waiting work now rather than at the next pass
-            placed = await service.write(
-                lambda s: store.place_pending(s, service.clock(), service.pipeline, limit=128)
-            )
-            for transition in placed:
-                notifier.wake(transition.node_id)
         if len(outcomes) == 1 and not outcomes[0].accepted and outcomes[0].problem:
             p = outcomes[0].problem
             if p["status"] == 409:

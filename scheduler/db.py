@@ -44,6 +44,7 @@ def commit(session: Session) -> None:
         session.execute(sa.insert(models.TaskEvent), events)
     session.commit()
 
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from sqlmodel import Session, SQLModel, col, select
 
 from scheduler.db import EVENTS_KEY, SHARED_KEY
-from scheduler.errors import Conflict, InvalidRequest, NotFound
+from scheduler.errors import Conflict, InvalidRequest, NotFound, SchedulerError
 from scheduler.models import (
     ACTIVE_STATES,
     TRANSITIONS,
@@ -284,6 +284,29 @@ def report_task(session: Session, node_id: str, report: Report, now: float) -> T
     task.usage = dict(report.usage)
     task.finished_at = now
     return task
+
+
+def report_tasks(
+    session: Session,
+    node_id: str,
+    reports: Sequence[Report],
+    now: float,
+    pipeline: PlacementPipeline,
+) -> tuple[list[Task | SchedulerError], list[Transition]]:
+    """Record a batch of results in one transaction, then place waiting work on the freed
+    capacity. Each refused result (unknown task, not held) is returned as its error and
+    writes nothing; the others are recorded."""
+    ids = [r.task_id for r in reports]
+    with session.no_autoflush:
+        list(session.exec(select(Task).where(col(Task.id).in_(ids))))  # one query, then the map
+    outcomes: list[Task | SchedulerError] = []
+    for item in reports:
+        try:
+            outcomes.append(report_task(session, node_id, item, now))
+        except SchedulerError as exc:
+            outcomes.append(exc)
+    placed = place_pending(session, now, pipeline, limit=128) if reports else []
+    return outcomes, placed
 
 
 def cancel_task(session: Session, task_id: str, now: float, by: str) -> Task:

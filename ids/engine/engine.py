@@ -1,0 +1,406 @@
+"""The perimeter detection engine: decode -> flow -> prefilter -> rule evaluation -> EVE.
+
+`Engine.process(packet_bytes, ts, linktype)` returns the EVE alert records of one packet.
+Rules are ordered as Suricata orders them (action order, flowbits setters before readers,
+priority, then file order); the first matching `pass` rule stops alerting for the packet
+(and, for a rule without payload or per-packet conditions, passes the whole flow); in IPS
+mode a `drop`/`reject` marks the packet blocked and, for such a flow-wide rule, drops the
+flow's later packets. Thresholds and detection filters count per track key in fixed windows
+that start at the first match. Everything depends only on the packets and their timestamps,
+so a capture always yields the same records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ids.engine.applayer import detect_app_proto
+from ids.engine.decode import Decoder
+from ids.engine.eve import alert_event, flow_event
+from ids.engine.flow import Flow, FlowTable
+from ids.engine.inspect import inspect_payload
+from ids.engine.packet import PROTO_TCP, Packet
+from ids.engine.prefilter import Prefilter
+from ids.engine.rules.addresses import match_address, match_port
+from ids.engine.rules.model import Content, Rule
+from ids.engine.rules.options import flags_match, num_check
+from ids.engine.rules.parser import RuleSet, parse_rules
+
+DEFAULT_ACTION_ORDER = ("pass", "drop", "reject", "alert")
+MIDSTREAM_POLICIES = ("ignore", "pass-flow", "bypass", "drop-flow", "reject")
+_ECHO_TYPES = frozenset({0, 8, 13, 14, 15, 16, 17, 18, 128, 129})
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine settings (Suricata's names where they exist)."""
+
+    action_order: tuple[str, ...] = DEFAULT_ACTION_ORDER
+    ips: bool = False
+    midstream: bool = False
+    midstream_policy: str = "ignore"
+    max_flows: int = 65_536
+    packet_alert_max: int = 15
+    max_threshold_entries: int = 65_536
+    log_flows: bool = False
+    node_id: str | None = None
+    prefilter_backend: str = "auto"
+
+
+def _action_rank(action: str, order: Sequence[str]) -> int:
+    name = "reject" if action.startswith("reject") else action
+    return order.index(name) if name in order else len(order)
+
+
+def _flowbits_rank(rule: Rule) -> int:
+    sets = any(f.cmd in ("set", "unset", "toggle") for f in rule.flowbits)
+    reads = any(f.cmd in ("isset", "isnotset") for f in rule.flowbits)
+    if sets and not reads:
+        return 0
+    if sets and reads:
+        return 1
+    return 2 if reads else 3
+
+
+def _flow_wide(rule: Rule) -> bool:
+    """A rule with only header conditions: its pass/drop applies to the whole flow."""
+    return not (
+        rule.steps
+        or rule.flowbits
+        or rule.threshold
+        or rule.dsize
+        or rule.flags
+        or rule.itype
+        or rule.icode
+        or rule.ttl
+        or rule.ip_proto
+        or rule.flow_dir
+        or rule.flow_state
+        or rule.icmp_id is not None
+        or rule.icmp_seq is not None
+        or rule.tcp_seq is not None
+        or rule.tcp_ack is not None
+        or rule.window
+    )
+
+
+def _prefilter_content(rule: Rule) -> Content | None:
+    best: Content | None = None
+    for step in rule.steps:
+        if isinstance(step, Content) and not step.negated:
+            if step.fast_pattern:
+                return step
+            if best is None or len(step.pattern) > len(best.pattern):
+                best = step
+    return best
+
+
+class Engine:
+    """Signature engine over raw packets.
+
+    Args:
+        rules: rules text, a parsed `RuleSet`, or a list of `Rule`.
+        vars: address/port variables overriding the defaults (e.g. {"HOME_NET": "[10.0.0.0/8]"}).
+        clock: time source for `process(..., ts=None)` (live capture).
+        config: `EngineConfig`.
+
+    Rules that failed to parse are in `rule_errors` (each with sid, line and reason).
+    """
+
+    def __init__(
+        self,
+        rules: str | RuleSet | Sequence[Rule],
+        vars: dict[str, str] | None = None,
+        clock: Callable[[], float] | None = None,
+        config: EngineConfig | None = None,
+    ) -> None:
+        self.config = config or EngineConfig()
+        if self.config.midstream_policy not in MIDSTREAM_POLICIES:
+            raise ValueError(f"midstream_policy must be one of {MIDSTREAM_POLICIES}")
+        if isinstance(rules, str):
+            rules = parse_rules(rules, vars)
+        if isinstance(rules, RuleSet):
+            self.rule_errors = list(rules.errors)
+            rule_list = list(rules.rules)
+        else:
+            self.rule_errors = []
+            rule_list = list(rules)
+        order = self.config.action_order
+        rule_list.sort(
+            key=lambda r: (_action_rank(r.action, order), _flowbits_rank(r), r.priority, r.order)
+        )
+        self.rules = rule_list
+        self._flow_wide = [_flow_wide(r) for r in rule_list]
+        self.clock = clock or time.time
+        self.decoder = Decoder()
+        self.flows = FlowTable(
+            max_flows=self.config.max_flows,
+            midstream=self.config.midstream,
+            record_ended=self.config.log_flows,
+        )
+        self.pcap_cnt = 0
+        self.alerts_total = 0
+        self._thresholds: OrderedDict[tuple[Any, ...], list[float]] = OrderedDict()
+        self._header_rules: dict[int, list[int]] = {}
+        self._always_payload: dict[int, list[int]] = {}
+        patterns = []
+        for idx, rule in enumerate(rule_list):
+            if not rule.steps:
+                continue
+            pf = _prefilter_content(rule)
+            rule.prefilter = pf
+            if pf is not None:
+                patterns.append(((pf.pattern, pf.nocase), idx))
+        self.prefilter = Prefilter(patterns, self.config.prefilter_backend)
+
+    def _rules_for(self, proto: int, payload: bool) -> list[int]:
+        cache = self._always_payload if payload else self._header_rules
+        got = cache.get(proto)
+        if got is None:
+            got = []
+            for idx, r in enumerate(self.rules):
+                if r.ip_protos is not None and proto not in r.ip_protos:
+                    continue
+                if (payload and r.steps and r.prefilter is None) or (not payload and not r.steps):
+                    got.append(idx)
+            cache[proto] = got
+        return got
+
+    def process(
+        self, packet_bytes: bytes, ts: float | None = None, linktype: int = 1
+    ) -> list[dict[str, Any]]:
+        """Decode and inspect one packet; return its EVE alert records (possibly none).
+
+        Never raises on packet content: decode problems are counted in `decoder.events`.
+        """
+        self.pcap_cnt += 1
+        if ts is None:
+            ts = self.clock()
+        pkt = self.decoder.decode(packet_bytes, ts, linktype)
+        if pkt is None:
+            return []
+        return self._inspect(pkt, self.pcap_cnt)
+
+    def _inspect(self, pkt: Packet, pcap_cnt: int) -> list[dict[str, Any]]:
+        flow: Flow | None = None
+        to_server = True
+        if not pkt.is_frag and pkt.ipver:
+            flow, to_server = self.flows.lookup(pkt)
+            if flow.action:
+                return []
+            if flow.midstream and flow.pkts_toserver + flow.pkts_toclient == 1:
+                policy = self.config.midstream_policy
+                if policy != "ignore":
+                    flow.action = {"pass-flow": "pass", "bypass": "bypass"}.get(policy, "drop")
+                    return []
+            if not flow.app_proto and pkt.payload:
+                flow.app_proto = detect_app_proto(pkt.payload, pkt.proto, pkt.sport, pkt.dport)
+        matched = self._match(pkt, flow, to_server)
+        if not matched:
+            return []
+        return self._finalize(matched, pkt, flow, to_server, pcap_cnt)
+
+    def _match(self, pkt: Packet, flow: Flow | None, to_server: bool) -> list[int]:
+        cands = self._rules_for(pkt.proto, False)
+        payload = pkt.payload
+        if payload:
+            more = self._rules_for(pkt.proto, True)
+            pf = self.prefilter.candidates(payload)
+            if pf or more:
+                cands = sorted({*cands, *more, *pf})
+        rules = self.rules
+        out = []
+        for idx in cands:
+            rule = rules[idx]
+            if self._rule_matches(rule, pkt, flow, to_server):
+                if rule.flowbits and flow is not None:
+                    _apply_flowbits(rule, flow)
+                out.append(idx)
+        return out
+
+    def _rule_matches(self, rule: Rule, pkt: Packet, flow: Flow | None, to_server: bool) -> bool:
+        if rule.ip_protos is not None and pkt.proto not in rule.ip_protos:
+            return False
+        if rule.app_proto and (flow is None or flow.app_proto != rule.app_proto):
+            return False
+        if not _header(rule, pkt.src, pkt.sport, pkt.dst, pkt.dport) and not (
+            rule.bidirectional and _header(rule, pkt.dst, pkt.dport, pkt.src, pkt.sport)
+        ):
+            return False
+        if rule.flow_dir or rule.flow_state:
+            if flow is None:
+                return False
+            if rule.flow_dir == 1 and not to_server:
+                return False
+            if rule.flow_dir == 2 and to_server:
+                return False
+            st = rule.flow_state
+            if st == "established" and flow.state != "established":
+                return False
+            if st == "not_established" and flow.state == "established":
+                return False
+        if rule.flow_frag and (rule.flow_frag == "only_frag") != pkt.pseudo:
+            return False
+        if rule.dsize is not None and not num_check(rule.dsize, len(pkt.payload)):
+            return False
+        if rule.itype is not None or rule.icode is not None:
+            if pkt.icmp_type < 0:
+                return False
+            if rule.itype is not None and not num_check(rule.itype, pkt.icmp_type):
+                return False
+            if rule.icode is not None and not num_check(rule.icode, pkt.icmp_code):
+                return False
+        if rule.icmp_id is not None and (
+            pkt.icmp_type not in _ECHO_TYPES or pkt.icmp_id != rule.icmp_id
+        ):
+            return False
+        if rule.icmp_seq is not None and (
+            pkt.icmp_type not in _ECHO_TYPES or pkt.icmp_seq != rule.icmp_seq
+        ):
+            return False
+        if rule.ttl is not None and not num_check(rule.ttl, pkt.ttl):
+            return False
+        if rule.ip_proto is not None:
+            op, n = rule.ip_proto
+            if not num_check((op, n, 0), pkt.proto):
+                return False
+        if rule.flags is not None or rule.tcp_seq is not None or rule.tcp_ack is not None:
+            if pkt.proto != PROTO_TCP:
+                return False
+            if rule.flags is not None and not flags_match(rule.flags, pkt.tcp_flags):
+                return False
+            if rule.tcp_seq is not None and pkt.tcp_seq != rule.tcp_seq:
+                return False
+            if rule.tcp_ack is not None and pkt.tcp_ack != rule.tcp_ack:
+                return False
+        if rule.window is not None:
+            neg, win = rule.window
+            if pkt.proto != PROTO_TCP or (pkt.tcp_win == win) == neg:
+                return False
+        if rule.flowbits and not _flowbits_ok(rule, flow):
+            return False
+        if rule.steps:
+            if not pkt.payload:
+                return False
+            return inspect_payload(rule.steps, pkt.payload)
+        return True
+
+    def _finalize(
+        self, matched: list[int], pkt: Packet, flow: Flow | None, to_server: bool, pcap_cnt: int
+    ) -> list[dict[str, Any]]:
+        cfg = self.config
+        out: list[dict[str, Any]] = []
+        for idx in matched:
+            rule = self.rules[idx]
+            action = rule.action
+            if action == "pass":
+                if flow is not None and self._flow_wide[idx] and not flow.action:
+                    flow.action = "pass"
+                break
+            blocked = False
+            if action != "alert" and cfg.ips:
+                blocked = True
+                if flow is not None and self._flow_wide[idx] and not flow.action:
+                    flow.action = "drop"
+            if rule.noalert or not self._threshold_ok(rule, pkt, flow):
+                continue
+            out.append(alert_event(rule, pkt, flow, to_server, pcap_cnt, blocked, cfg.node_id))
+            if len(out) >= cfg.packet_alert_max:
+                break
+        if out and flow is not None:
+            flow.alerted = True
+        self.alerts_total += len(out)
+        return out
+
+    def _threshold_ok(self, rule: Rule, pkt: Packet, flow: Flow | None) -> bool:
+        th = rule.threshold
+        if th is None:
+            return True
+        track = th.track
+        if track == "by_src":
+            tk: Any = pkt.src
+        elif track == "by_dst":
+            tk = pkt.dst
+        elif track == "by_both":
+            tk = (pkt.src, pkt.dst)
+        elif track == "by_flow":
+            tk = flow.flow_id if flow is not None else None
+        else:
+            tk = None
+        key = (rule.gid, rule.sid, tk)
+        table = self._thresholds
+        entry = table.get(key)
+        ts = pkt.ts
+        if entry is None or ts - entry[0] > th.seconds:
+            entry = [ts, 0.0]
+            table[key] = entry
+            if len(table) > self.config.max_threshold_entries:
+                table.popitem(last=False)
+        entry[1] += 1
+        count = entry[1]
+        if th.type == "limit":
+            return count <= th.count
+        if th.type == "threshold":
+            if count >= th.count:
+                entry[1] = 0.0
+                return True
+            return False
+        if th.type == "both":
+            return count == th.count
+        return count > th.count
+
+    def end_of_input(self) -> list[dict[str, Any]]:
+        """Flush all flows; return their EVE flow records when `config.log_flows`."""
+        self.flows.flush()
+        return self.drain_flow_events()
+
+    def drain_flow_events(self) -> list[dict[str, Any]]:
+        """EVE flow records of flows that ended since the last call (if `log_flows`)."""
+        ended = self.flows.ended
+        self.flows.ended = []
+        if not self.config.log_flows:
+            return []
+        return [flow_event(f, reason, self.config.node_id) for f, reason in ended]
+
+
+def _header(rule: Rule, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
+    if rule.src is not None and not match_address(rule.src, src):
+        return False
+    if rule.dst is not None and not match_address(rule.dst, dst):
+        return False
+    if rule.sport is not None and not match_port(rule.sport, sport):
+        return False
+    return rule.dport is None or match_port(rule.dport, dport)
+
+
+def _flowbits_ok(rule: Rule, flow: Flow | None) -> bool:
+    bits = flow.flowbits if flow is not None else set()
+    for op in rule.flowbits:
+        if op.cmd == "isset":
+            hits = [n in bits for n in op.names]
+            if not (any(hits) if op.any_of else all(hits)):
+                return False
+        elif op.cmd == "isnotset":
+            misses = [n not in bits for n in op.names]
+            if not (any(misses) if op.any_of else all(misses)):
+                return False
+    return True
+
+
+def _apply_flowbits(rule: Rule, flow: Flow) -> None:
+    bits = flow.flowbits
+    for op in rule.flowbits:
+        if op.cmd == "set":
+            bits.update(op.names)
+        elif op.cmd == "unset":
+            bits.difference_update(op.names)
+        elif op.cmd == "toggle":
+            for n in op.names:
+                if n in bits:
+                    bits.discard(n)
+                else:
+                    bits.add(n)

@@ -43,6 +43,9 @@ _MAX_VLAN_DEPTH = 3
 _MAX_ENCAP_DEPTH = 3
 _IPV6_EXT = frozenset({0, 43, 60, 51, 135, 139, 140})
 
+_ICMP4_ERRORS = frozenset({3, 4, 5, 11, 12})
+_ICMP6_ERRORS = frozenset({1, 2, 3, 4})
+
 _u16 = struct.Struct("!H").unpack_from
 _ipv4_hdr = struct.Struct("!BBHHHBB").unpack_from
 _tcp_hdr = struct.Struct("!HHIIBBH").unpack_from
@@ -287,5 +290,35 @@ class Decoder:
                 pkt.icmp_id = ident
                 pkt.icmp_seq = seq
                 pkt.payload = raw[off + 8 : end]
+                errs = _ICMP4_ERRORS if proto == PROTO_ICMP else _ICMP6_ERRORS
+                if pkt.icmp_type in errs:
+                    pkt.icmp_emb = _embedded(raw, off + 8, end)
             return True
         return True
+
+
+def _embedded(raw: bytes, off: int, end: int) -> tuple[int, bytes, int, bytes, int] | None:
+    """The (proto, src, sport, dst, dport) of the packet quoted in an ICMP error, if whole."""
+    if end - off < 1:
+        return None
+    ver = raw[off] >> 4
+    if ver == 4 and end - off >= 20:
+        hlen = (raw[off] & 0x0F) * 4
+        proto = raw[off + 9]
+        src, dst = raw[off + 12 : off + 16], raw[off + 16 : off + 20]
+        t = off + hlen
+    elif ver == 6 and end - off >= 40:
+        proto = raw[off + 6]
+        src, dst = raw[off + 8 : off + 24], raw[off + 24 : off + 40]
+        t = off + 40
+    else:
+        return None
+    if proto in (PROTO_TCP, PROTO_UDP) and t + 4 <= end and hlen_ok(ver, raw, off):
+        sport, dport = struct.unpack_from("!HH", raw, t)
+        return proto, src, sport, dst, dport
+    return None
+
+
+def hlen_ok(ver: int, raw: bytes, off: int) -> bool:
+    """True when an embedded IPv4 header length is sane (IPv6 has a fixed header)."""
+    return ver == 6 or (raw[off] & 0x0F) >= 5

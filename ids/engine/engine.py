@@ -32,6 +32,7 @@ from ids.engine.rules.parser import RuleSet, parse_rules
 
 DEFAULT_ACTION_ORDER = ("pass", "drop", "reject", "alert")
 MIDSTREAM_POLICIES = ("ignore", "pass-flow", "bypass", "drop-flow", "reject")
+_POLICY_ACTION = {"pass-flow": "pass", "bypass": "bypass", "drop-flow": "drop", "reject": "reject"}
 _ECHO_TYPES = frozenset({0, 8, 13, 14, 15, 16, 17, 18, 128, 129})
 
 
@@ -71,6 +72,7 @@ def _flow_wide(rule: Rule) -> bool:
     return not (
         rule.steps
         or rule.flowbits
+        or rule.flowints
         or rule.threshold
         or rule.dsize
         or rule.flags
@@ -195,7 +197,7 @@ class Engine:
             if flow.midstream and flow.pkts_toserver + flow.pkts_toclient == 1:
                 policy = self.config.midstream_policy
                 if policy != "ignore":
-                    flow.action = {"pass-flow": "pass", "bypass": "bypass"}.get(policy, "drop")
+                    flow.action = _POLICY_ACTION[policy]
                     return []
             if not flow.app_proto and pkt.payload:
                 flow.app_proto = detect_app_proto(pkt.payload, pkt.proto, pkt.sport, pkt.dport)
@@ -217,8 +219,11 @@ class Engine:
         for idx in cands:
             rule = rules[idx]
             if self._rule_matches(rule, pkt, flow, to_server):
-                if rule.flowbits and flow is not None:
-                    _apply_flowbits(rule, flow)
+                if flow is not None:
+                    if rule.flowbits:
+                        _apply_flowbits(rule, flow)
+                    if rule.flowints:
+                        _apply_flowints(rule, flow)
                 out.append(idx)
         return out
 
@@ -239,9 +244,9 @@ class Engine:
             if rule.flow_dir == 2 and to_server:
                 return False
             st = rule.flow_state
-            if st == "established" and flow.state != "established":
+            if st == "established" and not flow.pkt_established:
                 return False
-            if st == "not_established" and flow.state == "established":
+            if st == "not_established" and flow.pkt_established:
                 return False
         if rule.flow_frag and (rule.flow_frag == "only_frag") != pkt.pseudo:
             return False
@@ -282,6 +287,8 @@ class Engine:
             if pkt.proto != PROTO_TCP or (pkt.tcp_win == win) == neg:
                 return False
         if rule.flowbits and not _flowbits_ok(rule, flow):
+            return False
+        if rule.flowints and not _flowints_ok(rule, flow):
             return False
         if rule.steps:
             if not pkt.payload:
@@ -404,3 +411,56 @@ def _apply_flowbits(rule: Rule, flow: Flow) -> None:
                     bits.discard(n)
                 else:
                     bits.add(n)
+
+
+def _flowint_value(v: int | str | None, ints: dict[str, int]) -> int | None:
+    if isinstance(v, str):
+        return ints.get(v)
+    return v
+
+
+def _flowints_ok(rule: Rule, flow: Flow | None) -> bool:
+    ints = flow.flowints if flow is not None else {}
+    for op in rule.flowints:
+        if not op.is_check:
+            continue
+        cur = ints.get(op.name)
+        if op.op == "isset":
+            ok = cur is not None
+        elif op.op == "notset":
+            ok = cur is None
+        else:
+            want = _flowint_value(op.value, ints)
+            if cur is None or want is None:
+                return False
+            ok = num_check(_FLOWINT_CMP[op.op], cur - want + (1 << 40))
+        if not ok:
+            return False
+    return True
+
+
+_BASE = 1 << 40
+_FLOWINT_CMP = {
+    "==": ("eq", _BASE, 0),
+    "!=": ("ne", _BASE, 0),
+    "<": ("lt", _BASE, 0),
+    ">": ("gt", _BASE, 0),
+    "<=": ("le", _BASE, 0),
+    ">=": ("ge", _BASE, 0),
+}
+
+
+def _apply_flowints(rule: Rule, flow: Flow) -> None:
+    ints = flow.flowints
+    for op in rule.flowints:
+        if op.is_check:
+            continue
+        val = _flowint_value(op.value, ints)
+        if val is None:
+            continue
+        if op.op == "=":
+            ints[op.name] = val
+        elif op.op == "+":
+            ints[op.name] = (ints.get(op.name, 0) + val) & 0xFFFFFFFF
+        else:
+            ints[op.name] = max(ints.get(op.name, 0) - val, 0)

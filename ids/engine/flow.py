@@ -44,6 +44,7 @@ TCP_CLOSING = "closing"
 TCP_CLOSED = "closed"
 
 _PORT_PROTOS = frozenset({PROTO_TCP, PROTO_UDP, 132})
+_FROZEN_ACTIONS = frozenset({"drop", "bypass", "reject"})
 
 
 class Flow:
@@ -62,9 +63,11 @@ class Flow:
         "first_ts",
         "flow_id",
         "flowbits",
+        "flowints",
         "key",
         "last_ts",
         "midstream",
+        "pkt_established",
         "pkts_toclient",
         "pkts_toserver",
         "proto",
@@ -90,10 +93,12 @@ class Flow:
         self.bytes_toserver = 0
         self.bytes_toclient = 0
         self.state = "new"
+        self.pkt_established = False
         self.tcp_state = TCP_NONE
         self.midstream = False
         self.fin_seen = 0
         self.flowbits: set[str] = set()
+        self.flowints: dict[str, int] = {}
         self.action = ""
         self.app_proto = ""
         self.alerted = False
@@ -188,8 +193,18 @@ class FlowTable:
             sp = dp = 0
         key = (proto, src, sp, dst, dp) if (src, sp) <= (dst, dp) else (proto, dst, dp, src, sp)
         flows = self._flows
-        flow = flows.get(key)
         ts = pkt.ts
+        emb = pkt.icmp_emb
+        if emb is not None:
+            eflow = self._embedded_flow(emb)
+            if eflow is not None:
+                eflow.last_ts = ts
+                flows.move_to_end(eflow.key)
+                to_server = not (emb[1] == eflow.client and emb[2] == eflow.client_port)
+                self._count(eflow, to_server, len(pkt.raw))
+                eflow.pkt_established = eflow.state == "established"
+                return eflow, to_server
+        flow = flows.get(key)
         if flow is None:
             if ts - self._last_prune >= 1.0:
                 self._last_prune = ts
@@ -199,8 +214,9 @@ class FlowTable:
                 if self.record_ended:
                     self.ended.append((gone, "evicted"))
                 self.evicted += 1
-            swap = proto == PROTO_TCP and (pkt.tcp_flags & (TCP_SYN | TCP_ACK)) == (
-                TCP_SYN | TCP_ACK
+            swap = proto == PROTO_TCP and (
+                (pkt.tcp_flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK)
+                or (not pkt.tcp_flags & TCP_SYN and sp < 1024 <= dp)
             )
             flow = Flow(key, pkt, swap)
             flows[key] = flow
@@ -211,17 +227,32 @@ class FlowTable:
         to_server = src == flow.client and sp == flow.client_port
         if src == dst and sp == dp:
             to_server = True
+        self._count(flow, to_server, len(pkt.raw))
+        if proto == PROTO_TCP:
+            before = flow.state == "established"
+            if flow.action not in _FROZEN_ACTIONS:
+                self._tcp(flow, pkt.tcp_flags, to_server)
+            # the packet completing the handshake is not yet "established" (Suricata)
+            flow.pkt_established = before or (flow.midstream and flow.state == "established")
+        else:
+            if flow.state == "new" and flow.pkts_toserver and flow.pkts_toclient:
+                flow.state = "established"
+            flow.pkt_established = flow.state == "established"
+        return flow, to_server
+
+    @staticmethod
+    def _count(flow: Flow, to_server: bool, size: int) -> None:
         if to_server:
             flow.pkts_toserver += 1
-            flow.bytes_toserver += len(pkt.raw)
+            flow.bytes_toserver += size
         else:
             flow.pkts_toclient += 1
-            flow.bytes_toclient += len(pkt.raw)
-        if proto == PROTO_TCP:
-            self._tcp(flow, pkt.tcp_flags, to_server)
-        elif flow.state == "new" and flow.pkts_toserver and flow.pkts_toclient:
-            flow.state = "established"
-        return flow, to_server
+            flow.bytes_toclient += size
+
+    def _embedded_flow(self, emb: tuple[int, bytes, int, bytes, int]) -> Flow | None:
+        proto, src, sp, dst, dp = emb
+        key = (proto, src, sp, dst, dp) if (src, sp) <= (dst, dp) else (proto, dst, dp, src, sp)
+        return self._flows.get(key)
 
     def _tcp(self, flow: Flow, flags: int, to_server: bool) -> None:
         st = flow.tcp_state

@@ -33,6 +33,7 @@ class Packet:
         "dport",
         "dst",
         "icmp_code",
+        "icmp_emb",
         "icmp_id",
         "icmp_seq",
         "icmp_type",
@@ -78,6 +79,7 @@ class Packet:
         self.icmp_code = -1
         self.icmp_id = -1
         self.icmp_seq = -1
+        self.icmp_emb: tuple[int, bytes, int, bytes, int] | None = None
         self.payload = b""
         self.pseudo = False
         self.is_frag = False

@@ -129,6 +129,21 @@ class FlowbitOp:
 
 
 @dataclass(slots=True)
+class FlowintOp:
+    """One `flowint` command: a check (isset, notset, ==, !=, <, >, <=, >=) or an update
+    (=, +, -); `value` is an integer or another flowint's name."""
+
+    name: str
+    op: str
+    value: int | str | None = None
+
+    @property
+    def is_check(self) -> bool:
+        """True for conditions, False for updates."""
+        return self.op not in ("=", "+", "-")
+
+
+@dataclass(slots=True)
 class Rule:
     """One parsed Suricata rule."""
 
@@ -166,6 +181,7 @@ class Rule:
     flow_state: str = ""  # "", established, not_established, stateless
     flow_frag: str = ""  # "", no_frag, only_frag
     flowbits: list[FlowbitOp] = field(default_factory=list)
+    flowints: list[FlowintOp] = field(default_factory=list)
     threshold: Threshold | None = None
     noalert: bool = False
     target: str = ""

@@ -13,6 +13,7 @@ from ids.engine.rules.model import (
     ByteJump,
     ByteTest,
     FlowbitOp,
+    FlowintOp,
     IntOrVar,
     IsDataAt,
     NumCheck,
@@ -413,3 +414,24 @@ def flags_match(spec: tuple[str, int, int], flags: int) -> bool:
     if mode == "any":
         return bool(f & bits) or bits == 0
     return f & bits == 0
+
+
+_FLOWINT_OPS = ("isset", "notset", "isnotset", "==", "!=", "<=", ">=", "<", ">", "=", "+", "-")
+
+
+def parse_flowint(value: str) -> FlowintOp:
+    """Parse `flowint:name,op[,value]` (op: isset, notset, isnotset, ==, !=, <, >, <=, >=,
+    =, +, -; value an integer or another flowint name)."""
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) < 2 or not _VAR_RE.match(parts[0]):
+        raise OptionError("flowint needs a name and an operator")
+    op = parts[1]
+    if op not in _FLOWINT_OPS:
+        raise OptionError(f"flowint operator {op!r} not supported")
+    if op in ("isset", "notset", "isnotset"):
+        if len(parts) != 2:
+            raise OptionError(f"flowint {op} takes no value")
+        return FlowintOp(parts[0], "notset" if op == "isnotset" else op)
+    if len(parts) != 3:
+        raise OptionError(f"flowint {op} needs a value")
+    return FlowintOp(parts[0], op, parse_int_or_var(parts[2], 0, 2**32 - 1))

@@ -311,6 +311,8 @@ def _header_option(rule: Rule, name: str, value: str | None) -> None:
             rule.noalert = True
         else:
             rule.flowbits.append(fb)
+    elif name == "flowint":
+        rule.flowints.append(o.parse_flowint(value))
     elif name in ("threshold", "detection_filter"):
         if rule.threshold is not None:
             raise RuleParseError("threshold and detection_filter cannot share a rule")

@@ -48,6 +48,7 @@ _ICMP6_ERRORS = frozenset({1, 2, 3, 4})
 
 _u16 = struct.Struct("!H").unpack_from
 _ipv4_hdr = struct.Struct("!BBHHHBB").unpack_from
+_ipv4_fast = struct.Struct("!2xHHHBB").unpack_from
 _tcp_hdr = struct.Struct("!HHIIBBH").unpack_from
 _udp_hdr = struct.Struct("!HHH").unpack_from
 _icmp_hdr = struct.Struct("!BBHHH").unpack_from
@@ -79,7 +80,75 @@ class Decoder:
 
     def decode(self, raw: bytes, ts: float, linktype: int) -> Packet | None:
         """Decode one frame. Returns None when no IP packet could be decoded."""
-        self.counters["pkts"] += 1
+        counters = self.counters
+        counters["pkts"] += 1
+        if linktype == LINKTYPE_ETHERNET:
+            fast = self._fast_ether_ipv4(raw, ts, counters)
+            if fast is not None:
+                return fast
+        return self._decode_general(raw, ts, linktype)
+
+    def _fast_ether_ipv4(self, raw: bytes, ts: float, counters: dict[str, int]) -> Packet | None:
+        """Inline path for the common case: Ethernet (one optional VLAN tag), IPv4 without
+        options or fragmentation, TCP or UDP with sane lengths. None means "take the general
+        path", never "bad packet"; the general path does the counting of anything unusual."""
+        n = len(raw)
+        if n < 42:
+            return None
+        etype = (raw[12] << 8) | raw[13]
+        off = 14
+        vlan = 0
+        if etype == 0x8100:
+            etype = (raw[16] << 8) | raw[17]
+            off = 18
+            vlan = 1
+        if etype != 0x0800 or raw[off] != 0x45:
+            return None
+        total, ip_id, frag, ttl, proto = _ipv4_fast(raw, off)
+        end = off + total
+        if total < 28 or n < end or frag & 0x3FFF:
+            return None
+        l4 = off + 20
+        if proto == PROTO_TCP:
+            if end - l4 < 20:
+                return None
+            sport, dport, seq, ack, doff, flags, win = _tcp_hdr(raw, l4)
+            hlen = (doff >> 4) * 4
+            if hlen < 20 or hlen > end - l4:
+                return None
+            pkt = Packet(ts, LINKTYPE_ETHERNET, raw)
+            pkt.tcp_seq = seq
+            pkt.tcp_ack = ack
+            pkt.tcp_flags = flags
+            pkt.tcp_win = win
+            if hlen > 20:
+                pkt.tcp_options = raw[l4 + 20 : l4 + hlen]
+            pkt.payload = raw[l4 + hlen : end]
+            counters["tcp"] += 1
+        elif proto == PROTO_UDP:
+            sport, dport, ulen = _udp_hdr(raw, l4)
+            if ulen < 8 or ulen > end - l4:
+                return None
+            pkt = Packet(ts, LINKTYPE_ETHERNET, raw)
+            pkt.payload = raw[l4 + 8 : l4 + ulen]
+            counters["udp"] += 1
+        else:
+            return None
+        pkt.sport = sport
+        pkt.dport = dport
+        pkt.ipver = 4
+        pkt.l3_off = off
+        pkt.src = raw[off + 12 : off + 16]
+        pkt.dst = raw[off + 16 : off + 20]
+        pkt.ttl = ttl
+        pkt.ip_id = ip_id
+        pkt.proto = proto
+        counters["ipv4"] += 1
+        if vlan:
+            counters["vlan"] += 1
+        return pkt
+
+    def _decode_general(self, raw: bytes, ts: float, linktype: int) -> Packet | None:
         pkt = Packet(ts, linktype, raw)
         if linktype == LINKTYPE_ETHERNET:
             ok = self._ether(pkt, raw, 0, 0)

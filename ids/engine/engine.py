@@ -33,6 +33,7 @@ from ids.engine.rules.parser import RuleSet, parse_rules
 DEFAULT_ACTION_ORDER = ("pass", "drop", "reject", "alert")
 MIDSTREAM_POLICIES = ("ignore", "pass-flow", "bypass", "drop-flow", "reject")
 _POLICY_ACTION = {"pass-flow": "pass", "bypass": "bypass", "drop-flow": "drop", "reject": "reject"}
+_APP_DETECT_TRIES = 4
 _ECHO_TYPES = frozenset({0, 8, 13, 14, 15, 16, 17, 18, 128, 129})
 
 
@@ -199,7 +200,8 @@ class Engine:
                 if policy != "ignore":
                     flow.action = _POLICY_ACTION[policy]
                     return []
-            if not flow.app_proto and pkt.payload:
+            if pkt.payload and not flow.app_proto and flow.app_tries < _APP_DETECT_TRIES:
+                flow.app_tries += 1
                 flow.app_proto = detect_app_proto(pkt.payload, pkt.proto, pkt.sport, pkt.dport)
         matched = self._match(pkt, flow, to_server)
         if not matched:
@@ -207,13 +209,24 @@ class Engine:
         return self._finalize(matched, pkt, flow, to_server, pcap_cnt)
 
     def _match(self, pkt: Packet, flow: Flow | None, to_server: bool) -> list[int]:
-        cands = self._rules_for(pkt.proto, False)
+        proto = pkt.proto
+        cands = self._header_rules.get(proto)
+        if cands is None:
+            cands = self._rules_for(proto, False)
         payload = pkt.payload
         if payload:
-            more = self._rules_for(pkt.proto, True)
+            more = self._always_payload.get(proto)
+            if more is None:
+                more = self._rules_for(proto, True)
             pf = self.prefilter.candidates(payload)
-            if pf or more:
-                cands = sorted({*cands, *more, *pf})
+            if more:
+                pf.extend(more)
+            if pf:
+                if cands:
+                    pf.extend(cands)
+                cands = sorted(set(pf)) if len(pf) > 1 else pf
+        if not cands:
+            return []
         rules = self.rules
         out = []
         for idx in cands:

@@ -21,15 +21,24 @@ _PORT_PROTOS = frozenset({6, 17, 132})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+_second_cache: dict[int, str] = {}
+
+
 def format_timestamp(ts: float) -> str:
     """Suricata's EVE timestamp for `ts` seconds since the epoch (UTC)."""
     micros = round(ts * 1_000_000)
     sec, us = divmod(micros, 1_000_000)
-    try:
-        dt = datetime.fromtimestamp(sec, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        dt = _EPOCH
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{us:06d}+0000"
+    prefix = _second_cache.get(sec)
+    if prefix is None:
+        try:
+            dt = datetime.fromtimestamp(sec, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            dt = _EPOCH
+        prefix = dt.strftime("%Y-%m-%dT%H:%M:%S")
+        if len(_second_cache) >= 4096:
+            _second_cache.clear()
+        _second_cache[sec] = prefix
+    return f"{prefix}.{us:06d}+0000"
 
 
 def proto_name(proto: int) -> str:
@@ -91,7 +100,7 @@ def alert_event(
             "pkts_toclient": flow.pkts_toclient,
             "bytes_toserver": flow.bytes_toserver,
             "bytes_toclient": flow.bytes_toclient,
-            "start": format_timestamp(flow.first_ts),
+            "start": flow.start_timestamp(),
         }
     ev["payload"] = base64.b64encode(pkt.payload).decode()
     ev["stream"] = 0

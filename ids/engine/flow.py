@@ -17,8 +17,8 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
 import struct
+import zlib
 from collections import OrderedDict
 
 from ids.engine.community_id import community_id_v1
@@ -44,38 +44,28 @@ TCP_CLOSING = "closing"
 TCP_CLOSED = "closed"
 
 _PORT_PROTOS = frozenset({PROTO_TCP, PROTO_UDP, 132})
+_STATE_FLAGS = TCP_SYN | TCP_FIN | TCP_RST
 _FROZEN_ACTIONS = frozenset({"drop", "bypass", "reject"})
 
 
 class Flow:
     """State of one bidirectional flow."""
 
-    __slots__ = (
-        "action",
-        "alerted",
-        "app_proto",
-        "bytes_toclient",
-        "bytes_toserver",
-        "client",
-        "client_port",
-        "community_id",
-        "fin_seen",
-        "first_ts",
-        "flow_id",
-        "flowbits",
-        "flowints",
-        "key",
-        "last_ts",
-        "midstream",
-        "pkt_established",
-        "pkts_toclient",
-        "pkts_toserver",
-        "proto",
-        "server",
-        "server_port",
-        "state",
-        "tcp_state",
-    )
+    state: str = "new"
+    tcp_state: str = TCP_NONE
+    pkt_established: bool = False
+    midstream: bool = False
+    fin_seen: int = 0
+    pkts_toserver: int = 0
+    pkts_toclient: int = 0
+    bytes_toserver: int = 0
+    bytes_toclient: int = 0
+    action: str = ""
+    app_proto: str = ""
+    app_tries: int = 0
+    alerted: bool = False
+    community_id: str = ""
+    _start_ts_text: str = ""
 
     def __init__(self, key: FlowKey, pkt: Packet, swap: bool) -> None:
         self.key = key
@@ -88,28 +78,22 @@ class Flow:
             self.server, self.server_port = pkt.dst, pkt.dport
         self.first_ts = pkt.ts
         self.last_ts = pkt.ts
-        self.pkts_toserver = 0
-        self.pkts_toclient = 0
-        self.bytes_toserver = 0
-        self.bytes_toclient = 0
-        self.state = "new"
-        self.pkt_established = False
-        self.tcp_state = TCP_NONE
-        self.midstream = False
-        self.fin_seen = 0
         self.flowbits: set[str] = set()
         self.flowints: dict[str, int] = {}
-        self.action = ""
-        self.app_proto = ""
-        self.alerted = False
-        self.community_id = ""
-        digest = hashlib.blake2b(repr((key, round(pkt.ts * 1e6))).encode(), digest_size=8).digest()
-        self.flow_id = struct.unpack("!Q", digest)[0] & ((1 << 51) - 1)
+        self.flow_id = flow_id_of(key, pkt.ts)
 
     @property
     def established(self) -> bool:
         """True once the TCP handshake completed, or both directions were seen (others)."""
         return self.state == "established"
+
+    def start_timestamp(self) -> str:
+        """EVE timestamp of the first packet (computed once)."""
+        if not self._start_ts_text:
+            from ids.engine.eve import format_timestamp
+
+            self._start_ts_text = format_timestamp(self.first_ts)
+        return self._start_ts_text
 
     def get_community_id(self) -> str:
         """Community ID v1 of this flow (computed once)."""
@@ -120,6 +104,13 @@ class Flow:
                 sp, dp = 0, 0
             self.community_id = community_id_v1(self.client, self.server, self.proto, sp, dp)
         return self.community_id
+
+
+def flow_id_of(key: FlowKey, ts: float) -> int:
+    """Deterministic 51-bit flow id from the canonical tuple and the first packet's time."""
+    proto, a, ap, b, bp = key
+    data = struct.pack("!BHHq", proto, ap, bp, round(ts * 1e6)) + a + b
+    return ((zlib.crc32(data) << 19) ^ zlib.adler32(data)) & ((1 << 51) - 1)
 
 
 def icmp_community_id(flow: Flow, pkt: Packet) -> str:
@@ -191,7 +182,10 @@ class FlowTable:
             sp, dp = pkt.sport, pkt.dport
         else:
             sp = dp = 0
-        key = (proto, src, sp, dst, dp) if (src, sp) <= (dst, dp) else (proto, dst, dp, src, sp)
+        if src < dst or (src == dst and sp <= dp):
+            key = (proto, src, sp, dst, dp)
+        else:
+            key = (proto, dst, dp, src, sp)
         flows = self._flows
         ts = pkt.ts
         emb = pkt.icmp_emb
@@ -227,9 +221,17 @@ class FlowTable:
         to_server = src == flow.client and sp == flow.client_port
         if src == dst and sp == dp:
             to_server = True
-        self._count(flow, to_server, len(pkt.raw))
+        if to_server:
+            flow.pkts_toserver += 1
+            flow.bytes_toserver += len(pkt.raw)
+        else:
+            flow.pkts_toclient += 1
+            flow.bytes_toclient += len(pkt.raw)
         if proto == PROTO_TCP:
             before = flow.state == "established"
+            if before and not pkt.tcp_flags & _STATE_FLAGS:
+                flow.pkt_established = True
+                return flow, to_server
             if flow.action not in _FROZEN_ACTIONS:
                 self._tcp(flow, pkt.tcp_flags, to_server)
             # the packet completing the handshake is not yet "established" (Suricata)

@@ -1,8 +1,8 @@
-"""The decoded packet: a flat, slot-based record filled by `ids.engine.decode`.
+"""The decoded packet: a flat record filled by `ids.engine.decode`.
 
 Invariants: addresses are raw network-order bytes (4 or 16 long); ports are 0 for protocols
-without ports; `payload` is the transport payload (bytes, possibly empty); every field is
-set by the decoder, so the detection hot path never needs `getattr` defaults.
+without ports; `payload` is the transport payload (bytes, possibly empty); every field has a
+class-level default, so the detection hot path never needs `getattr` defaults.
 """
 
 from __future__ import annotations
@@ -27,62 +27,39 @@ TCP_CWR = 0x80
 
 
 class Packet:
-    """One decoded packet (or a reassembled IPv4 datagram, `pseudo=True`)."""
+    """One decoded packet (or a reassembled IPv4 datagram, `pseudo=True`).
 
-    __slots__ = (
-        "dport",
-        "dst",
-        "icmp_code",
-        "icmp_emb",
-        "icmp_id",
-        "icmp_seq",
-        "icmp_type",
-        "ip_id",
-        "ipver",
-        "is_frag",
-        "l3_off",
-        "linktype",
-        "payload",
-        "proto",
-        "pseudo",
-        "raw",
-        "sport",
-        "src",
-        "tcp_ack",
-        "tcp_flags",
-        "tcp_options",
-        "tcp_seq",
-        "tcp_win",
-        "ts",
-        "ttl",
-    )
+    Fields default at class level, so the decoder only assigns what a packet has (this keeps
+    per-packet work small on the hot path).
+    """
+
+    ipver: int = 0
+    l3_off: int = 0
+    src: bytes = b""
+    dst: bytes = b""
+    proto: int = 0
+    ttl: int = 0
+    ip_id: int = 0
+    sport: int = 0
+    dport: int = 0
+    tcp_flags: int = 0
+    tcp_seq: int = 0
+    tcp_ack: int = 0
+    tcp_win: int = 0
+    tcp_options: bytes = b""
+    icmp_type: int = -1
+    icmp_code: int = -1
+    icmp_id: int = -1
+    icmp_seq: int = -1
+    icmp_emb: tuple[int, bytes, int, bytes, int] | None = None
+    payload: bytes = b""
+    pseudo: bool = False
+    is_frag: bool = False
 
     def __init__(self, ts: float, linktype: int, raw: bytes) -> None:
         self.ts = ts
         self.linktype = linktype
         self.raw = raw
-        self.ipver = 0
-        self.l3_off = 0
-        self.src = b""
-        self.dst = b""
-        self.proto = 0
-        self.ttl = 0
-        self.ip_id = 0
-        self.sport = 0
-        self.dport = 0
-        self.tcp_flags = 0
-        self.tcp_seq = 0
-        self.tcp_ack = 0
-        self.tcp_win = 0
-        self.tcp_options = b""
-        self.icmp_type = -1
-        self.icmp_code = -1
-        self.icmp_id = -1
-        self.icmp_seq = -1
-        self.icmp_emb: tuple[int, bytes, int, bytes, int] | None = None
-        self.payload = b""
-        self.pseudo = False
-        self.is_frag = False
 
     @property
     def src_ip(self) -> str:

@@ -221,8 +221,9 @@ def _match(steps: list[Step], i: int, ctx: _Ctx, prev: int) -> bool:
             i += 1
             continue
         if isinstance(step, IsDataAt):
-            pos = (prev if step.relative else 0) + _val(step.position, ctx)
-            present = pos < len(buf)
+            pos = _val(step.position, ctx)
+            # relative: at least N bytes follow the pointer; absolute: a byte at offset N
+            present = prev + pos <= len(buf) if step.relative else pos < len(buf)
             if present == step.negated:
                 return False
             i += 1

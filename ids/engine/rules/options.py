@@ -29,6 +29,10 @@ class OptionError(ValueError):
     """A rule option value is malformed."""
 
 
+class UnsupportedOption(OptionError):
+    """A rule option value is well formed but uses something the engine does not apply."""
+
+
 def unquote(value: str) -> str:
     """Strip surrounding double quotes and undo backslash escapes of `" ; \\ :`."""
     value = value.strip()
@@ -161,12 +165,12 @@ def parse_pcre(value: str) -> Pcre:
         if f in _PCRE_FLAGS:
             reflags |= _PCRE_FLAGS[f]
         elif f in _PCRE_HTTP:
-            raise OptionError(f"pcre modifier /{f} needs an HTTP buffer (not supported)")
+            raise UnsupportedOption(f"pcre modifier /{f} needs an HTTP buffer (not supported)")
         elif f in _PCRE_ACCEPTED:
             relative = relative or f == "R"
             anchored = anchored or f == "A"
         else:
-            raise OptionError(f"pcre modifier /{f} not supported")
+            raise UnsupportedOption(f"pcre modifier /{f} not supported")
     body = re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", body)
     try:
         regex = re.compile(body.encode("latin-1"), reflags)
@@ -206,7 +210,7 @@ def _base_and_flags(parts: list[str]) -> dict[str, object]:
         elif low.startswith("post_offset"):
             out["post_offset"] = parse_int(p[11:], -65535, 65535)
         elif low == "dce":
-            raise OptionError("dce byte order needs DCERPC parsing (not supported)")
+            raise UnsupportedOption("dce byte order needs DCERPC parsing (not supported)")
         else:
             raise OptionError(f"unknown flag {p!r}")
     if string:

@@ -179,6 +179,8 @@ def parse_rule(text: str, variables: Mapping[str, str] | None = None, line: int 
         _apply_options(rule, opts)
     except UnsupportedRuleError as exc:
         raise UnsupportedRuleError(exc.reason, sid, line) from exc
+    except o.UnsupportedOption as exc:
+        raise UnsupportedRuleError(str(exc), sid, line) from exc
     except (o.OptionError, RuleParseError) as exc:
         reason = exc.reason if isinstance(exc, RuleParseError) else str(exc)
         raise RuleParseError(reason, sid, line) from exc

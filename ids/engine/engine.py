@@ -13,7 +13,6 @@ so a capture always yields the same records.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from ids.engine.applayer import detect_app_proto
 from ids.engine.decode import Decoder
 from ids.engine.eve import alert_event, flow_event
 from ids.engine.flow import Flow, FlowTable
+from ids.engine.flowvars import apply_flowbits, apply_flowints, flowbits_ok, flowints_ok
 from ids.engine.inspect import inspect_payload
 from ids.engine.packet import PROTO_TCP, Packet
 from ids.engine.prefilter import Prefilter
@@ -29,6 +29,7 @@ from ids.engine.rules.addresses import match_address, match_port
 from ids.engine.rules.model import Content, Rule
 from ids.engine.rules.options import flags_match, num_check
 from ids.engine.rules.parser import RuleSet, parse_rules
+from ids.engine.thresholds import ThresholdTable
 
 DEFAULT_ACTION_ORDER = ("pass", "drop", "reject", "alert")
 MIDSTREAM_POLICIES = ("ignore", "pass-flow", "bypass", "drop-flow", "reject")
@@ -39,7 +40,18 @@ _ECHO_TYPES = frozenset({0, 8, 13, 14, 15, 16, 17, 18, 128, 129})
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Engine settings (Suricata's names where they exist)."""
+    """Engine settings (Suricata's names where they exist).
+
+    action_order: rule action precedence (Suricata's `action-order`).
+    ips: simulate IPS — drop/reject block packets (alert.action "blocked") and drop flows.
+    midstream / midstream_policy: pick up TCP sessions without a handshake; the policy
+        (ignore, pass-flow, bypass, drop-flow, reject) applies to such sessions.
+    max_flows, max_threshold_entries: memory bounds.
+    packet_alert_max: most alerts logged per packet (Suricata's default 15).
+    log_flows: keep ended flows for EVE flow records. log_pcap_cnt: add pcap_cnt (offline).
+    node_id: put in every record's `cntrust.node_id`.
+    prefilter_backend: "auto" (hyperscan if importable), "hyperscan" or "pyahocorasick".
+    """
 
     action_order: tuple[str, ...] = DEFAULT_ACTION_ORDER
     ips: bool = False
@@ -49,6 +61,7 @@ class EngineConfig:
     packet_alert_max: int = 15
     max_threshold_entries: int = 65_536
     log_flows: bool = False
+    log_pcap_cnt: bool = True
     node_id: str | None = None
     prefilter_backend: str = "auto"
 
@@ -147,7 +160,7 @@ class Engine:
         )
         self.pcap_cnt = 0
         self.alerts_total = 0
-        self._thresholds: OrderedDict[tuple[Any, ...], list[float]] = OrderedDict()
+        self.thresholds = ThresholdTable(self.config.max_threshold_entries)
         self._header_rules: dict[int, list[int]] = {}
         self._always_payload: dict[int, list[int]] = {}
         patterns = []
@@ -234,9 +247,9 @@ class Engine:
             if self._rule_matches(rule, pkt, flow, to_server):
                 if flow is not None:
                     if rule.flowbits:
-                        _apply_flowbits(rule, flow)
+                        apply_flowbits(rule, flow)
                     if rule.flowints:
-                        _apply_flowints(rule, flow)
+                        apply_flowints(rule, flow)
                 out.append(idx)
         return out
 
@@ -299,9 +312,9 @@ class Engine:
             neg, win = rule.window
             if pkt.proto != PROTO_TCP or (pkt.tcp_win == win) == neg:
                 return False
-        if rule.flowbits and not _flowbits_ok(rule, flow):
+        if rule.flowbits and not flowbits_ok(rule, flow):
             return False
-        if rule.flowints and not _flowints_ok(rule, flow):
+        if rule.flowints and not flowints_ok(rule, flow):
             return False
         if rule.steps:
             if not pkt.payload:
@@ -326,52 +339,16 @@ class Engine:
                 blocked = True
                 if flow is not None and self._flow_wide[idx] and not flow.action:
                     flow.action = "drop"
-            if rule.noalert or not self._threshold_ok(rule, pkt, flow):
+            if rule.noalert or not self.thresholds.allow(rule, pkt, flow):
                 continue
-            out.append(alert_event(rule, pkt, flow, to_server, pcap_cnt, blocked, cfg.node_id))
+            cnt = pcap_cnt if cfg.log_pcap_cnt else None
+            out.append(alert_event(rule, pkt, flow, to_server, cnt, blocked, cfg.node_id))
             if len(out) >= cfg.packet_alert_max:
                 break
         if out and flow is not None:
             flow.alerted = True
         self.alerts_total += len(out)
         return out
-
-    def _threshold_ok(self, rule: Rule, pkt: Packet, flow: Flow | None) -> bool:
-        th = rule.threshold
-        if th is None:
-            return True
-        track = th.track
-        if track == "by_src":
-            tk: Any = pkt.src
-        elif track == "by_dst":
-            tk = pkt.dst
-        elif track == "by_both":
-            tk = (pkt.src, pkt.dst)
-        elif track == "by_flow":
-            tk = flow.flow_id if flow is not None else None
-        else:
-            tk = None
-        key = (rule.gid, rule.sid, tk)
-        table = self._thresholds
-        entry = table.get(key)
-        ts = pkt.ts
-        if entry is None or ts - entry[0] > th.seconds:
-            entry = [ts, 0.0]
-            table[key] = entry
-            if len(table) > self.config.max_threshold_entries:
-                table.popitem(last=False)
-        entry[1] += 1
-        count = entry[1]
-        if th.type == "limit":
-            return count <= th.count
-        if th.type == "threshold":
-            if count >= th.count:
-                entry[1] = 0.0
-                return True
-            return False
-        if th.type == "both":
-            return count == th.count
-        return count > th.count
 
     def end_of_input(self) -> list[dict[str, Any]]:
         """Flush all flows; return their EVE flow records when `config.log_flows`."""
@@ -395,85 +372,3 @@ def _header(rule: Rule, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
     if rule.sport is not None and not match_port(rule.sport, sport):
         return False
     return rule.dport is None or match_port(rule.dport, dport)
-
-
-def _flowbits_ok(rule: Rule, flow: Flow | None) -> bool:
-    bits = flow.flowbits if flow is not None else set()
-    for op in rule.flowbits:
-        if op.cmd == "isset":
-            hits = [n in bits for n in op.names]
-            if not (any(hits) if op.any_of else all(hits)):
-                return False
-        elif op.cmd == "isnotset":
-            misses = [n not in bits for n in op.names]
-            if not (any(misses) if op.any_of else all(misses)):
-                return False
-    return True
-
-
-def _apply_flowbits(rule: Rule, flow: Flow) -> None:
-    bits = flow.flowbits
-    for op in rule.flowbits:
-        if op.cmd == "set":
-            bits.update(op.names)
-        elif op.cmd == "unset":
-            bits.difference_update(op.names)
-        elif op.cmd == "toggle":
-            for n in op.names:
-                if n in bits:
-                    bits.discard(n)
-                else:
-                    bits.add(n)
-
-
-def _flowint_value(v: int | str | None, ints: dict[str, int]) -> int | None:
-    if isinstance(v, str):
-        return ints.get(v)
-    return v
-
-
-def _flowints_ok(rule: Rule, flow: Flow | None) -> bool:
-    ints = flow.flowints if flow is not None else {}
-    for op in rule.flowints:
-        if not op.is_check:
-            continue
-        cur = ints.get(op.name)
-        if op.op == "isset":
-            ok = cur is not None
-        elif op.op == "notset":
-            ok = cur is None
-        else:
-            want = _flowint_value(op.value, ints)
-            if cur is None or want is None:
-                return False
-            ok = num_check(_FLOWINT_CMP[op.op], cur - want + (1 << 40))
-        if not ok:
-            return False
-    return True
-
-
-_BASE = 1 << 40
-_FLOWINT_CMP = {
-    "==": ("eq", _BASE, 0),
-    "!=": ("ne", _BASE, 0),
-    "<": ("lt", _BASE, 0),
-    ">": ("gt", _BASE, 0),
-    "<=": ("le", _BASE, 0),
-    ">=": ("ge", _BASE, 0),
-}
-
-
-def _apply_flowints(rule: Rule, flow: Flow) -> None:
-    ints = flow.flowints
-    for op in rule.flowints:
-        if op.is_check:
-            continue
-        val = _flowint_value(op.value, ints)
-        if val is None:
-            continue
-        if op.op == "=":
-            ints[op.name] = val
-        elif op.op == "+":
-            ints[op.name] = (ints.get(op.name, 0) + val) & 0xFFFFFFFF
-        else:
-            ints[op.name] = max(ints.get(op.name, 0) - val, 0)

@@ -130,7 +130,8 @@ def sensor(
         raise _fail("--server must be an http:// or https:// URL")
     variables = _parse_vars(var or [])
     ruleset = _load_rules(rules, variables)
-    engine = Engine(ruleset, config=EngineConfig(node_id=node_id, midstream=True))
+    config = EngineConfig(node_id=node_id, midstream=True, log_pcap_cnt=False)
+    engine = Engine(ruleset, config=config)
     client = httpx.Client(timeout=10.0)
 
     def post(url: str, body: bytes, headers: dict[str, str]) -> int:

@@ -160,3 +160,4 @@ def test_sensor_ships_alerts_to_the_server(tmp_path: Path) -> None:
     shipped = [(p, auth, a) for p, auth, batch in _Collector.received for a in batch]
     assert shipped and all(p == "/v1/alerts" and auth == "Bearer sekret" for p, auth, _a in shipped)
     assert {a["alert"]["signature_id"] for _p, _au, a in shipped} == {77}
+    assert all("pcap_cnt" not in a for _p, _au, a in shipped)  # live: no pcap counter

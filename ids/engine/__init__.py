@@ -12,6 +12,7 @@ from ids.engine.community_id import community_id_v1
 from ids.engine.decode import Decoder
 from ids.engine.engine import Engine, EngineConfig
 from ids.engine.errors import (
+    EngineConfigError,
     EngineError,
     PcapFormatError,
     RuleParseError,
@@ -30,6 +31,7 @@ __all__ = [
     "Decoder",
     "Engine",
     "EngineConfig",
+    "EngineConfigError",
     "EngineError",
     "Flow",
     "FlowTable",

@@ -19,6 +19,7 @@ from typing import Any
 
 from ids.engine.applayer import detect_app_proto
 from ids.engine.decode import Decoder
+from ids.engine.errors import EngineConfigError
 from ids.engine.eve import alert_event, flow_event
 from ids.engine.flow import Flow, FlowTable
 from ids.engine.flowvars import apply_flowbits, apply_flowints, flowbits_ok, flowints_ok
@@ -64,6 +65,19 @@ class EngineConfig:
     log_pcap_cnt: bool = True
     node_id: str | None = None
     prefilter_backend: str = "auto"
+
+
+def _validate(cfg: EngineConfig) -> None:
+    if cfg.midstream_policy not in MIDSTREAM_POLICIES:
+        raise EngineConfigError("midstream_policy", f"must be one of {MIDSTREAM_POLICIES}")
+    unknown = set(cfg.action_order) - set(DEFAULT_ACTION_ORDER)
+    if unknown or len(set(cfg.action_order)) != len(cfg.action_order):
+        raise EngineConfigError("action_order", "must list pass, drop, reject, alert at most once")
+    for name in ("max_flows", "packet_alert_max", "max_threshold_entries"):
+        if getattr(cfg, name) < 1:
+            raise EngineConfigError(name, "must be at least 1")
+    if cfg.prefilter_backend not in ("auto", "hyperscan", "pyahocorasick"):
+        raise EngineConfigError("prefilter_backend", "must be auto, hyperscan or pyahocorasick")
 
 
 def _action_rank(action: str, order: Sequence[str]) -> int:
@@ -125,6 +139,9 @@ class Engine:
         config: `EngineConfig`.
 
     Rules that failed to parse are in `rule_errors` (each with sid, line and reason).
+
+    Raises:
+        EngineConfigError: a config value is out of range.
     """
 
     def __init__(
@@ -135,8 +152,7 @@ class Engine:
         config: EngineConfig | None = None,
     ) -> None:
         self.config = config or EngineConfig()
-        if self.config.midstream_policy not in MIDSTREAM_POLICIES:
-            raise ValueError(f"midstream_policy must be one of {MIDSTREAM_POLICIES}")
+        _validate(self.config)
         if isinstance(rules, str):
             rules = parse_rules(rules, vars)
         if isinstance(rules, RuleSet):
@@ -349,6 +365,20 @@ class Engine:
             flow.alerted = True
         self.alerts_total += len(out)
         return out
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for monitoring: packets, alerts, flows, decode counters and events."""
+        return {
+            "packets": self.pcap_cnt,
+            "alerts": self.alerts_total,
+            "flows_active": len(self.flows),
+            "flows_created": self.flows.created,
+            "flows_evicted": self.flows.evicted,
+            "decoder": dict(self.decoder.counters),
+            "decode_events": dict(sorted(self.decoder.events.items())),
+            "rules_loaded": len(self.rules),
+            "rules_failed": len(self.rule_errors),
+        }
 
     def end_of_input(self) -> list[dict[str, Any]]:
         """Flush all flows; return their EVE flow records when `config.log_flows`."""

@@ -7,6 +7,7 @@ Tree::
         ├── PcapFormatError        the capture file is not a pcap/pcapng file we can read
         ├── RuleParseError         a rule could not be parsed (carries sid and line)
         │   └── UnsupportedRuleError   a rule uses a keyword or form the engine does not support
+        ├── EngineConfigError      an EngineConfig value is out of range
         └── SensorError            the live sensor could not capture or ship alerts
 
 Decode problems inside a packet are never raised: they are counted as decode events.
@@ -43,6 +44,15 @@ class RuleParseError(EngineError):
 
 class UnsupportedRuleError(RuleParseError):
     """A rule is well formed but uses something the engine does not implement."""
+
+
+class EngineConfigError(EngineError, ValueError):
+    """An `EngineConfig` value is invalid; carries the field name."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
 
 
 class SensorError(EngineError):

@@ -11,6 +11,7 @@ def test_exported_members() -> None:
         "Decoder",
         "Engine",
         "EngineConfig",
+        "EngineConfigError",
         "EngineError",
         "Flow",
         "FlowTable",
@@ -42,6 +43,7 @@ def test_errors_descend_from_ids_error() -> None:
         ids.engine.RuleParseError,
         ids.engine.UnsupportedRuleError,
         ids.engine.SensorError,
+        ids.engine.EngineConfigError,
     ):
         assert issubclass(err, IdsError)
     assert issubclass(ids.engine.UnsupportedRuleError, ids.engine.RuleParseError)

@@ -6,7 +6,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from ids.engine import Engine, EngineConfig, parse_rule
+from ids.engine import Engine, EngineConfig, EngineConfigError, parse_rule
 from ids.engine.inspect import inspect_payload
 
 ETH = Ether()
@@ -262,3 +262,26 @@ def test_live_clock_is_used_without_timestamp() -> None:
     e = Engine("alert tcp any any -> any any (sid:1;)", clock=lambda: 1_700_000_000.5)
     [alert] = e.process(tcp())
     assert alert["timestamp"] == "2023-11-14T22:13:20.500000+0000"
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        EngineConfig(midstream_policy="explode"),
+        EngineConfig(action_order=("alert", "alert")),
+        EngineConfig(max_flows=0),
+        EngineConfig(prefilter_backend="regex"),
+    ],
+)
+def test_bad_config_raises_config_error(cfg: EngineConfig) -> None:
+    with pytest.raises(EngineConfigError):
+        Engine("", config=cfg)
+
+
+def test_engine_stats() -> None:
+    e = Engine('alert tcp any any -> any any (content:"x"; sid:1;)')
+    e.process(tcp(b"x"), 1.0, 1)
+    e.process(b"\x00", 2.0, 1)
+    st = e.stats()
+    assert (st["packets"], st["alerts"], st["flows_active"], st["rules_loaded"]) == (2, 1, 1, 1)
+    assert st["decode_events"] == {"ethernet.pkt_too_small": 1}

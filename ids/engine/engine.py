@@ -30,6 +30,7 @@ from ids.engine.rules.addresses import match_address, match_port
 from ids.engine.rules.model import Content, Rule
 from ids.engine.rules.options import flags_match, num_check
 from ids.engine.rules.parser import RuleSet, parse_rules
+from ids.engine.stream import stream_capable, stream_tail, update_tail
 from ids.engine.thresholds import ThresholdTable
 
 DEFAULT_ACTION_ORDER = ("pass", "drop", "reject", "alert")
@@ -52,6 +53,8 @@ class EngineConfig:
     log_flows: keep ended flows for EVE flow records. log_pcap_cnt: add pcap_cnt (offline).
     node_id: put in every record's `cntrust.node_id`.
     prefilter_backend: "auto" (hyperscan if importable), "hyperscan" or "pyahocorasick".
+    stream_tail_bytes: TCP payload kept per flow direction to match content split across
+        segments (0 disables; see ids.engine.stream).
     """
 
     action_order: tuple[str, ...] = DEFAULT_ACTION_ORDER
@@ -65,6 +68,7 @@ class EngineConfig:
     log_pcap_cnt: bool = True
     node_id: str | None = None
     prefilter_backend: str = "auto"
+    stream_tail_bytes: int = 512
 
 
 def _validate(cfg: EngineConfig) -> None:
@@ -76,6 +80,8 @@ def _validate(cfg: EngineConfig) -> None:
     for name in ("max_flows", "packet_alert_max", "max_threshold_entries"):
         if getattr(cfg, name) < 1:
             raise EngineConfigError(name, "must be at least 1")
+    if cfg.stream_tail_bytes < 0:
+        raise EngineConfigError("stream_tail_bytes", "must not be negative")
     if cfg.prefilter_backend not in ("auto", "hyperscan", "pyahocorasick"):
         raise EngineConfigError("prefilter_backend", "must be auto, hyperscan or pyahocorasick")
 
@@ -188,6 +194,11 @@ class Engine:
             if pf is not None:
                 patterns.append(((pf.pattern, pf.nocase), idx))
         self.prefilter = Prefilter(patterns, self.config.prefilter_backend)
+        self._stream_capable = [stream_capable(r) for r in rule_list]
+        longest = max((len(p[0][0]) for p in patterns), default=0)
+        self._boundary = max(longest - 1, 0)
+        use_stream = self._boundary > 0 and any(self._stream_capable)
+        self._tail_bytes = self.config.stream_tail_bytes if use_stream else 0
 
     def _rules_for(self, proto: int, payload: bool) -> list[int]:
         cache = self._always_payload if payload else self._header_rules
@@ -254,22 +265,54 @@ class Engine:
                 if cands:
                     pf.extend(cands)
                 cands = sorted(set(pf)) if len(pf) > 1 else pf
-        if not cands:
-            return []
         rules = self.rules
         out = []
         for idx in cands:
             rule = rules[idx]
-            if self._rule_matches(rule, pkt, flow, to_server):
+            if self._rule_matches(rule, pkt, flow, to_server, payload):
                 if flow is not None:
                     if rule.flowbits:
                         apply_flowbits(rule, flow)
                     if rule.flowints:
                         apply_flowints(rule, flow)
                 out.append(idx)
+        if proto == PROTO_TCP and flow is not None and self._tail_bytes:
+            tail = stream_tail(flow, to_server, pkt.tcp_seq) if payload else b""
+            if tail:
+                out = self._match_across(pkt, flow, to_server, tail, out)
+            update_tail(flow, to_server, pkt.tcp_seq, pkt.tcp_flags, payload, self._tail_bytes)
         return out
 
-    def _rule_matches(self, rule: Rule, pkt: Packet, flow: Flow | None, to_server: bool) -> bool:
+    def _match_across(
+        self, pkt: Packet, flow: Flow, to_server: bool, tail: bytes, out: list[int]
+    ) -> list[int]:
+        """Stream-capable rules whose match spans the tail and this packet's payload."""
+        k = self._boundary
+        payload = pkt.payload
+        found = self.prefilter.candidates(tail[-k:] + payload[:k])
+        if not found:
+            return out
+        window = tail + payload
+        done = set(out)
+        added = False
+        for idx in sorted(set(found)):
+            rule = self.rules[idx]
+            if idx in done or not self._stream_capable[idx]:
+                continue
+            if self._rule_matches(rule, pkt, flow, to_server, window) and not inspect_payload(
+                rule.steps, tail
+            ):
+                if rule.flowbits:
+                    apply_flowbits(rule, flow)
+                if rule.flowints:
+                    apply_flowints(rule, flow)
+                out.append(idx)
+                added = True
+        return sorted(out) if added else out
+
+    def _rule_matches(
+        self, rule: Rule, pkt: Packet, flow: Flow | None, to_server: bool, buf: bytes
+    ) -> bool:
         if rule.ip_protos is not None and pkt.proto not in rule.ip_protos:
             return False
         if rule.app_proto and (flow is None or flow.app_proto != rule.app_proto):
@@ -335,7 +378,7 @@ class Engine:
         if rule.steps:
             if not pkt.payload:
                 return False
-            return inspect_payload(rule.steps, pkt.payload)
+            return inspect_payload(rule.steps, buf)
         return True
 
     def _finalize(

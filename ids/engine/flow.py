@@ -66,6 +66,8 @@ class Flow:
     alerted: bool = False
     community_id: str = ""
     _start_ts_text: str = ""
+    tails: list[bytes] | None = None
+    next_seq: list[int] | None = None
 
     def __init__(self, key: FlowKey, pkt: Packet, swap: bool) -> None:
         self.key = key

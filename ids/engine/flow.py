@@ -22,6 +22,7 @@ import zlib
 from collections import OrderedDict
 
 from ids.engine.community_id import community_id_v1
+from ids.engine.errors import EngineConfigError
 from ids.engine.packet import (
     PROTO_ICMP,
     PROTO_ICMPV6,
@@ -121,7 +122,11 @@ def icmp_community_id(flow: Flow, pkt: Packet) -> str:
 
 
 class FlowTable:
-    """Find or create the flow of each packet and track its state."""
+    """Find or create the flow of each packet and track its state.
+
+    Raises:
+        EngineConfigError: `max_flows` is below 1.
+    """
 
     def __init__(
         self,
@@ -133,7 +138,7 @@ class FlowTable:
         record_ended: bool = True,
     ) -> None:
         if max_flows < 1:
-            raise ValueError("max_flows must be at least 1")
+            raise EngineConfigError("max_flows", "must be at least 1")
         self.max_flows = max_flows
         self.midstream = midstream
         self.timeout_new_s = timeout_new_s

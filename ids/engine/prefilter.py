@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ids.engine.errors import EngineConfigError
+
 PatternSpec = tuple[bytes, bool]  # (pattern, nocase)
 
 
@@ -19,7 +21,11 @@ def _hs_escape(pattern: bytes) -> bytes:
 
 
 class Prefilter:
-    """Compiled multi-pattern matcher over (pattern, nocase) -> rule indices."""
+    """Compiled multi-pattern matcher over (pattern, nocase) -> rule indices.
+
+    Raises:
+        EngineConfigError: backend "hyperscan" was requested but is not importable.
+    """
 
     def __init__(self, patterns: Sequence[tuple[PatternSpec, int]], backend: str = "auto") -> None:
         groups: dict[PatternSpec, list[int]] = {}
@@ -37,9 +43,11 @@ class Prefilter:
                 self._scan = self._build_hyperscan()
                 self.backend = "hyperscan"
                 return
-            except ImportError:
+            except ImportError as exc:
                 if backend == "hyperscan":
-                    raise
+                    raise EngineConfigError(
+                        "prefilter_backend", "hyperscan is not installed"
+                    ) from exc
         self._scan = self._build_aho()
         self.backend = "pyahocorasick"
 

@@ -20,7 +20,7 @@ from typing import Any
 from ids.engine.applayer import detect_app_proto
 from ids.engine.decode import Decoder
 from ids.engine.errors import EngineConfigError
-from ids.engine.eve import alert_event, flow_event
+from ids.engine.eve import alert_event, drop_event, flow_event
 from ids.engine.flow import Flow, FlowTable
 from ids.engine.flowvars import apply_flowbits, apply_flowints, flowbits_ok, flowints_ok
 from ids.engine.inspect import inspect_payload
@@ -51,6 +51,8 @@ class EngineConfig:
     max_flows, max_threshold_entries: memory bounds.
     packet_alert_max: most alerts logged per packet (Suricata's default 15).
     log_flows: keep ended flows for EVE flow records. log_pcap_cnt: add pcap_cnt (offline).
+    log_drops: also return EVE drop records for packets dropped (IPS rule drops, dropped
+        flows, the drop-flow midstream policy), as Suricata's drop log with flows: all.
     node_id: put in every record's `cntrust.node_id`.
     prefilter_backend: "auto" (hyperscan if importable), "hyperscan" or "pyahocorasick".
     stream_tail_bytes: TCP payload kept per flow direction to match content split across
@@ -66,6 +68,7 @@ class EngineConfig:
     max_threshold_entries: int = 65_536
     log_flows: bool = False
     log_pcap_cnt: bool = True
+    log_drops: bool = False
     node_id: str | None = None
     prefilter_backend: str = "auto"
     stream_tail_bytes: int = 512
@@ -216,7 +219,8 @@ class Engine:
     def process(
         self, packet_bytes: bytes, ts: float | None = None, linktype: int = 1
     ) -> list[dict[str, Any]]:
-        """Decode and inspect one packet; return its EVE alert records (possibly none).
+        """Decode and inspect one packet; return its EVE alert records (possibly none; plus
+        drop records when `config.log_drops`).
 
         Never raises on packet content: decode problems are counted in `decoder.events`.
         """
@@ -234,11 +238,15 @@ class Engine:
         if not pkt.is_frag and pkt.ipver:
             flow, to_server = self.flows.lookup(pkt)
             if flow.action:
+                if flow.action == "drop" and self.config.log_drops:
+                    return [self._drop(pkt, flow, pcap_cnt, "flow drop")]
                 return []
             if flow.midstream and flow.pkts_toserver + flow.pkts_toclient == 1:
                 policy = self.config.midstream_policy
                 if policy != "ignore":
                     flow.action = _POLICY_ACTION[policy]
+                    if flow.action == "drop" and self.config.log_drops:
+                        return [self._drop(pkt, flow, pcap_cnt, "stream midstream")]
                     return []
             if pkt.payload and not flow.app_proto and flow.app_tries < _APP_DETECT_TRIES:
                 flow.app_tries += 1
@@ -386,6 +394,7 @@ class Engine:
     ) -> list[dict[str, Any]]:
         cfg = self.config
         out: list[dict[str, Any]] = []
+        drop_rule: Rule | None = None
         for idx in matched:
             rule = self.rules[idx]
             action = rule.action
@@ -396,6 +405,8 @@ class Engine:
             blocked = False
             if action != "alert" and cfg.ips:
                 blocked = True
+                if drop_rule is None:
+                    drop_rule = rule
                 if flow is not None and self._flow_wide[idx] and not flow.action:
                     flow.action = "drop"
             if rule.noalert or not self.thresholds.allow(rule, pkt, flow):
@@ -407,7 +418,24 @@ class Engine:
         if out and flow is not None:
             flow.alerted = True
         self.alerts_total += len(out)
+        if drop_rule is not None and cfg.log_drops:
+            out.append(self._drop(pkt, flow, pcap_cnt, "rules", drop_rule, to_server))
         return out
+
+    def _drop(
+        self,
+        pkt: Packet,
+        flow: Flow | None,
+        pcap_cnt: int,
+        reason: str,
+        rule: Rule | None = None,
+        to_server: bool = True,
+    ) -> dict[str, Any]:
+        cnt = pcap_cnt if self.config.log_pcap_cnt else None
+        alert = None
+        if rule is not None:
+            alert = alert_event(rule, pkt, flow, to_server, cnt, True, None)["alert"]
+        return drop_event(pkt, flow, cnt, reason, alert, self.config.node_id)
 
     def stats(self) -> dict[str, Any]:
         """Counters for monitoring: packets, alerts, flows, decode counters and events."""

@@ -112,6 +112,55 @@ def alert_event(
     return ev
 
 
+def drop_event(
+    pkt: Packet,
+    flow: Flow | None,
+    pcap_cnt: int | None,
+    reason: str,
+    alert: dict[str, Any] | None,
+    node_id: str | None,
+) -> dict[str, Any]:
+    """Build an EVE drop record (Suricata's drop log) for a dropped packet."""
+    ev: dict[str, Any] = {"timestamp": format_timestamp(pkt.ts)}
+    if flow is not None:
+        ev["flow_id"] = flow.flow_id
+    if pcap_cnt is not None:
+        ev["pcap_cnt"] = pcap_cnt
+    ev["event_type"] = "drop"
+    ev["src_ip"] = format_ip(pkt.src)
+    if pkt.proto in _PORT_PROTOS:
+        ev["src_port"] = pkt.sport
+    ev["dest_ip"] = format_ip(pkt.dst)
+    if pkt.proto in _PORT_PROTOS:
+        ev["dest_port"] = pkt.dport
+    ev["proto"] = proto_name(pkt.proto)
+    if flow is not None:
+        ev["community_id"] = community_id_for(flow, pkt)
+    drop: dict[str, Any] = {"len": len(pkt.raw) - pkt.l3_off, "ttl": pkt.ttl, "ipid": pkt.ip_id}
+    if pkt.proto == 6:
+        f = pkt.tcp_flags
+        drop.update(
+            tcpseq=pkt.tcp_seq,
+            tcpack=pkt.tcp_ack,
+            tcpwin=pkt.tcp_win,
+            syn=bool(f & 0x02),
+            ack=bool(f & 0x10),
+            psh=bool(f & 0x08),
+            rst=bool(f & 0x04),
+            urg=bool(f & 0x20),
+            fin=bool(f & 0x01),
+        )
+    drop["reason"] = reason
+    ev["drop"] = drop
+    if alert is not None:
+        ev["alert"] = alert
+    cn: dict[str, Any] = {"layer": "perimeter"}
+    if node_id is not None:
+        cn["node_id"] = node_id
+    ev["cntrust"] = cn
+    return ev
+
+
 def community_id_for(flow: Flow, pkt: Packet) -> str:
     """Community ID of the packet's flow (ICMP: of the packet's type/code tuple)."""
     if pkt.proto in (PROTO_ICMP, PROTO_ICMPV6):

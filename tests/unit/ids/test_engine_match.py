@@ -285,3 +285,16 @@ def test_engine_stats() -> None:
     st = e.stats()
     assert (st["packets"], st["alerts"], st["flows_active"], st["rules_loaded"]) == (2, 1, 1, 1)
     assert st["decode_events"] == {"ethernet.pkt_too_small": 1}
+
+
+def test_drop_records_in_ips_mode() -> None:
+    cfg = EngineConfig(ips=True, log_drops=True)
+    e = Engine("drop tcp any any -> any 80 (noalert; sid:1;)", config=cfg)
+    first = e.process(tcp(flags="S"), 1.0, 1)
+    assert [(r["event_type"], r["drop"]["reason"], r["alert"]["signature_id"]) for r in first] == [
+        ("drop", "rules", 1)
+    ]
+    assert first[0]["drop"]["syn"] is True
+    later = e.process(tcp(b"x"), 2.0, 1)
+    assert [(r["event_type"], r["drop"]["reason"]) for r in later] == [("drop", "flow drop")]
+    assert e.alerts_total == 0

@@ -5,7 +5,7 @@ For every case listed in TESTS.txt: run the engine over the case's pcap with its
 from its args), then evaluate the `filter` checks of test.yaml against the EVE records:
 `count` lines where every `match` entry holds (dotted keys; `has-key` / `not-has-key`).
 A filter on an event type this engine does not produce (app-layer records such as http,
-dns, tls, ssh, smb, fileinfo, pgsql, and IPS `drop` records) is skipped with that reason, as
+dns, tls, ssh, smb, fileinfo, pgsql) is skipped with that reason, as
 are non-filter checks (shell, stats). Cases in known_failing.txt are strict xfails, each
 with its reason, so a case that starts passing is noticed.
 """
@@ -26,7 +26,7 @@ REPO = HERE.parents[3]
 _CANDIDATES = [REPO / ".." / "shared", REPO / ".." / ".." / "shared"]
 SHARED = next((p for p in _CANDIDATES if (p / "peer-tests").is_dir()), _CANDIDATES[0])
 SV = SHARED / "peer-tests" / "suricata-verify"
-ENGINE_EVENT_TYPES = frozenset({"alert", "flow", "stats"})
+ENGINE_EVENT_TYPES = frozenset({"alert", "drop", "flow", "stats"})
 SURICATA_VERSION = (7, 0, 10)
 
 
@@ -123,6 +123,7 @@ def _config(case_dir: Path, test: dict[str, Any]) -> EngineConfig:
         midstream=sets.get("stream.midstream", "false") == "true",
         midstream_policy=sets.get("stream.midstream-policy", "ignore"),
         log_flows=True,
+        log_drops=True,
     )
 
 

@@ -229,3 +229,23 @@ def test_community_id_matches_reference(
         communityid.FlowTuple(proto, str(s), str(d), sport, dport)
     )
     assert community_id_v1(s.packed, d.packed, proto, sport, dport) == want  # type: ignore[attr-defined]
+
+
+@FAST
+@given(frames=st.lists(st.one_of(_eth_ipv4_prefix(), st.binary(max_size=80)), max_size=15))
+def test_engine_output_is_deterministic(frames: list[bytes]) -> None:
+    from ids.engine import EngineConfig, eve_dumps
+
+    rules = (
+        'alert ip any any -> any any (content:"|00|"; sid:1;)\n'
+        "alert ip any any -> any any (sid:2;)\n"
+    )
+
+    def run() -> list[str]:
+        engine = Engine(rules, config=EngineConfig(log_flows=True))
+        out = [
+            eve_dumps(ev) for i, f in enumerate(frames) for ev in engine.process(f, 100.0 + i, 1)
+        ]
+        return out + [eve_dumps(ev) for ev in engine.end_of_input()]
+
+    assert run() == run()

@@ -6,8 +6,11 @@ priority, then file order); the first matching `pass` rule stops alerting for th
 (and, for a rule without payload or per-packet conditions, passes the whole flow); in IPS
 mode a `drop`/`reject` marks the packet blocked and, for such a flow-wide rule, drops the
 flow's later packets. Thresholds and detection filters count per track key in fixed windows
-that start at the first match. Everything depends only on the packets and their timestamps,
-so a capture always yields the same records.
+that start at the first match. Payload rules are matched on each packet's payload and, for
+TCP, across segment boundaries using bounded in-order stream tails (`ids.engine.stream`);
+full stream reassembly and app-layer parsing (http.uri, tls.sni, ...) are out of scope and
+rules needing them are rejected at load. Everything depends only on the packets and their
+timestamps, so a capture always yields the same records.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Link types: Ethernet (1) with 802.1Q / 802.1ad / QinQ tags and NSH, Linux SLL (113) and
 SLL2 (276), raw IP (12, 14, 101, 228, 229), BSD loopback (0, 108). Network: IPv4 (options
-skipped, checksum not verified, fragments reassembled), IPv6 (extension headers skipped).
+skipped, checksum not verified, fragments reassembled), IPv6 (extension headers skipped, fragments
+reassembled).
 Transport: TCP (flags, options kept raw), UDP, ICMP, ICMPv6. Tunnels (GRE, IP-in-IP) are
 not decapsulated: such packets are matched on their outer header only.
 
@@ -69,6 +70,7 @@ class Decoder:
             "icmpv6": 0,
             "vlan": 0,
             "ipv4_reassembled": 0,
+            "ipv6_reassembled": 0,
         }
         self.defrag = defrag if defrag is not None else Defragmenter(self.events)
         if defrag is not None:
@@ -284,7 +286,13 @@ class Decoder:
         pkt.src = raw[off + 8 : off + 24]
         pkt.dst = raw[off + 24 : off + 40]
         pkt.ttl = raw[off + 7]
-        cur = off + 40
+        return self._ipv6_chain(pkt, raw, off + 40, end, nxt, depth, False)
+
+    def _ipv6_chain(
+        self, pkt: Packet, raw: bytes, cur: int, end: int, nxt: int, depth: int, whole: bool
+    ) -> bool:
+        """Walk extension headers from `cur`; fragments go to reassembly (once per datagram:
+        `whole` marks a reassembled payload, in which a fragment header is bogus)."""
         hops = 0
         while nxt in _IPV6_EXT or nxt == 44:
             hops += 1
@@ -294,10 +302,8 @@ class Decoder:
                 return True
             if nxt == 44:
                 frag = _u16(raw, cur + 2)[0]
-                if frag & 0xFFF9:  # non-first fragment or more fragments: not reassembled
-                    self._event("ipv6.frag_not_reassembled")
-                    pkt.proto = raw[cur]
-                    return True
+                if frag & 0xFFF9 and not whole:
+                    return self._ipv6_fragment(pkt, raw, cur, end, frag, depth)
                 nxt = raw[cur]
                 cur += 8
                 continue
@@ -309,6 +315,25 @@ class Decoder:
             return True
         pkt.proto = nxt
         return self._transport(pkt, raw, cur, end, nxt, depth)
+
+    def _ipv6_fragment(
+        self, pkt: Packet, raw: bytes, cur: int, end: int, frag: int, depth: int
+    ) -> bool:
+        fnxt = raw[cur]
+        ident = struct.unpack_from("!I", raw, cur + 4)[0]
+        offset = frag & 0xFFF8
+        more = bool(frag & 1)
+        pkt.proto = fnxt
+        key = (pkt.src, pkt.dst, ident, -1)
+        first = bytes([fnxt]) if offset == 0 else b""
+        done = self.defrag.add(key, pkt.ts, first, offset, more, raw[cur + 8 : end])
+        if done is None:
+            pkt.is_frag = True
+            return True
+        header, body = done
+        self.counters["ipv6_reassembled"] += 1
+        pkt.pseudo = True
+        return self._ipv6_chain(pkt, body, 0, len(body), header[0], depth, True)
 
     def _transport(
         self, pkt: Packet, raw: bytes, off: int, end: int, proto: int, depth: int

@@ -1,9 +1,10 @@
-"""IPv4 fragment reassembly with overlap handling and bounded memory.
+"""IP fragment reassembly (IPv4, and IPv6 fragment headers) with overlap handling and
+bounded memory.
 
 Invariants:
 - Overlap policy is "first": bytes already received win over later overlapping bytes
   (deterministic; every overlap is counted as an `ipv4.frag_overlap` event, and an overlap
-  whose bytes differ as `ipv4.frag_overlap_conflict`).
+  whose bytes differ as `ipv4.frag_overlap_conflict`; `ipv6.` for IPv6 datagrams).
 - At most `max_trackers` datagrams are in reassembly and at most `max_bytes` buffered in
   total; the oldest tracker is evicted first (`ipv4.frag_evicted`). A tracker older than
   `timeout_s` is discarded (`ipv4.frag_timeout`).
@@ -55,7 +56,9 @@ class Defragmenter:
     def __len__(self) -> int:
         return len(self._trackers)
 
-    def _event(self, name: str) -> None:
+    def _event(self, name: str, key: FragKey | None = None) -> None:
+        if key is not None and len(key[0]) == 16:
+            name = "ipv6" + name[4:]
         self.events[name] = self.events.get(name, 0) + 1
 
     def _drop(self, key: FragKey) -> None:
@@ -69,7 +72,7 @@ class Defragmenter:
             if ts - tr.first_ts <= self.timeout_s:
                 break
             self._drop(key)
-            self._event("ipv4.frag_timeout")
+            self._event("ipv4.frag_timeout", key)
 
     def add(
         self, key: FragKey, ts: float, header: bytes, offset: int, more: bool, data: bytes
@@ -78,7 +81,7 @@ class Defragmenter:
         self._expire(ts)
         end = offset + len(data)
         if end > MAX_DATAGRAM:
-            self._event("ipv4.frag_too_large")
+            self._event("ipv4.frag_too_large", key)
             if key in self._trackers:
                 self._drop(key)
             return None
@@ -87,31 +90,32 @@ class Defragmenter:
             while len(self._trackers) >= self.max_trackers or (
                 self._trackers and self._bytes + len(data) > self.max_bytes
             ):
-                self._drop(next(iter(self._trackers)))
-                self._event("ipv4.frag_evicted")
+                victim = next(iter(self._trackers))
+                self._drop(victim)
+                self._event("ipv4.frag_evicted", victim)
             tr = _Tracker(ts)
             self._trackers[key] = tr
         if offset == 0:
             tr.header = header
         if not more:
             if tr.total >= 0 and tr.total != end:
-                self._event("ipv4.frag_inconsistent_end")
+                self._event("ipv4.frag_inconsistent_end", key)
             if tr.total < 0:
                 tr.total = end
         for off, frag in tr.frags:
             fend = off + len(frag)
             if off < end and offset < fend:
-                self._event("ipv4.frag_overlap")
+                self._event("ipv4.frag_overlap", key)
                 lo, hi = max(off, offset), min(fend, end)
                 if frag[lo - off : hi - off] != data[lo - offset : hi - offset]:
-                    self._event("ipv4.frag_overlap_conflict")
+                    self._event("ipv4.frag_overlap_conflict", key)
         tr.frags.append((offset, data))
         tr.size += len(data)
         self._bytes += len(data)
         while self._bytes > self.max_bytes and self._trackers:
             oldest = next(iter(self._trackers))
             self._drop(oldest)
-            self._event("ipv4.frag_evicted")
+            self._event("ipv4.frag_evicted", oldest)
             if oldest == key:
                 return None
         if tr.total < 0 or not tr.header:

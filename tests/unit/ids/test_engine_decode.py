@@ -190,3 +190,22 @@ def test_defragmenter_times_out_and_rejects_oversize() -> None:
 def test_raw_payload_layer_only() -> None:
     pkt = Decoder().decode(bytes(ETH / IP(proto=253) / Raw(b"abc")), 0.0, 1)
     assert pkt is not None and pkt.proto == 253 and pkt.payload == b""
+
+
+def test_ipv6_fragments_reassemble() -> None:
+    from scapy.layers.inet6 import IPv6ExtHdrFragment, fragment6
+
+    payload = bytes(range(200))
+    pkt = (
+        IPv6(src="2001:db8::1", dst="2001:db8::2")
+        / IPv6ExtHdrFragment(id=7)
+        / UDP(sport=5, dport=6)
+        / payload
+    )
+    frames = [bytes(ETH / f) for f in fragment6(pkt, 120)]
+    assert len(frames) > 1
+    dec = Decoder()
+    out = [dec.decode(f, 0.0, 1) for f in reversed(frames)]
+    whole = [p for p in out if p is not None and p.pseudo]
+    assert len(whole) == 1 and whole[0].payload == payload and whole[0].dport == 6
+    assert dec.counters["ipv6_reassembled"] == 1

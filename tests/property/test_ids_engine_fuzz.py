@@ -47,13 +47,39 @@ def _eth_ipv4_prefix() -> st.SearchStrategy[bytes]:
     )
 
 
+def _eth_ipv6_prefix() -> st.SearchStrategy[bytes]:
+    """Ethernet/IPv6 frames whose payload length matches, with extension/fragment headers."""
+    return st.builds(
+        lambda nh, rest: (
+            b"\x02" * 12
+            + b"\x86\xdd\x60\x00\x00\x00"
+            + struct.pack("!HBB", len(rest), nh, 64)
+            + b"\x20\x01\x0d\xb8"
+            + b"\x00" * 11
+            + b"\x01"
+            + b"\x20\x01\x0d\xb8"
+            + b"\x00" * 11
+            + b"\x02"
+            + rest
+        ),
+        st.sampled_from([0, 6, 17, 43, 44, 51, 58, 60]),
+        st.binary(min_size=0, max_size=120),
+    )
+
+
 @FAST
-@given(frame=st.one_of(st.binary(max_size=200), _eth_ipv4_prefix()), linktype=LINKTYPES)
-def test_decoder_never_raises(frame: bytes, linktype: int) -> None:
+@given(
+    frames=st.lists(
+        st.one_of(st.binary(max_size=200), _eth_ipv4_prefix(), _eth_ipv6_prefix()), max_size=8
+    ),
+    linktype=LINKTYPES,
+)
+def test_decoder_never_raises(frames: list[bytes], linktype: int) -> None:
     dec = Decoder()
-    pkt = dec.decode(frame, 0.0, linktype)
-    if pkt is not None:
-        assert len(pkt.src) in (0, 4, 16) and len(pkt.payload) <= len(frame) + 65_535
+    for frame in frames:
+        pkt = dec.decode(frame, 0.0, linktype)
+        if pkt is not None:
+            assert len(pkt.src) in (0, 4, 16) and len(pkt.payload) <= 65_535
 
 
 @FAST

@@ -20,6 +20,7 @@ from ids.engine.errors import (
     UnsupportedRuleError,
 )
 from ids.engine.eve import dumps as eve_dumps
+from ids.engine.explain import ExplainError, describe_packet
 from ids.engine.flow import Flow, FlowTable
 from ids.engine.packet import Packet
 from ids.engine.pcap import PcapReader, read_pcap
@@ -33,6 +34,7 @@ __all__ = [
     "EngineConfig",
     "EngineConfigError",
     "EngineError",
+    "ExplainError",
     "Flow",
     "FlowTable",
     "Packet",
@@ -46,6 +48,7 @@ __all__ = [
     "SensorError",
     "UnsupportedRuleError",
     "community_id_v1",
+    "describe_packet",
     "eve_dumps",
     "parse_rule",
     "parse_rules",

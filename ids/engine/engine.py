@@ -23,7 +23,7 @@ from typing import Any
 from ids.engine.applayer import detect_app_proto
 from ids.engine.decode import Decoder
 from ids.engine.errors import EngineConfigError
-from ids.engine.eve import alert_event, drop_event, flow_event
+from ids.engine.eve import add_packet, alert_event, drop_event, flow_event
 from ids.engine.flow import Flow, FlowTable
 from ids.engine.flowvars import apply_flowbits, apply_flowints, flowbits_ok, flowints_ok
 from ids.engine.inspect import inspect_payload
@@ -56,6 +56,8 @@ class EngineConfig:
     log_flows: keep ended flows for EVE flow records. log_pcap_cnt: add pcap_cnt (offline).
     log_drops: also return EVE drop records for packets dropped (IPS rule drops, dropped
         flows, the drop-flow midstream policy), as Suricata's drop log with flows: all.
+    log_packet: add the whole frame (base64 `packet`, `packet_info.linktype`) to alerts, so
+        analysts can decode it later (`ids.engine.explain.describe_packet`).
     node_id: put in every record's `cntrust.node_id`.
     prefilter_backend: "auto" (hyperscan if importable), "hyperscan" or "pyahocorasick".
     stream_tail_bytes: TCP payload kept per flow direction to match content split across
@@ -72,6 +74,7 @@ class EngineConfig:
     log_flows: bool = False
     log_pcap_cnt: bool = True
     log_drops: bool = False
+    log_packet: bool = False
     node_id: str | None = None
     prefilter_backend: str = "auto"
     stream_tail_bytes: int = 512
@@ -415,7 +418,10 @@ class Engine:
             if rule.noalert or not self.thresholds.allow(rule, pkt, flow):
                 continue
             cnt = pcap_cnt if cfg.log_pcap_cnt else None
-            out.append(alert_event(rule, pkt, flow, to_server, cnt, blocked, cfg.node_id))
+            ev = alert_event(rule, pkt, flow, to_server, cnt, blocked, cfg.node_id)
+            if cfg.log_packet:
+                add_packet(ev, pkt)
+            out.append(ev)
             if len(out) >= cfg.packet_alert_max:
                 break
         if out and flow is not None:

@@ -161,6 +161,14 @@ def drop_event(
     return ev
 
 
+def add_packet(event: dict[str, Any], pkt: Packet) -> None:
+    """Add the raw frame (base64) and its link type to an alert, before `cntrust`."""
+    cn = event.pop("cntrust")
+    event["packet"] = base64.b64encode(pkt.raw).decode()
+    event["packet_info"] = {"linktype": pkt.linktype}
+    event["cntrust"] = cn
+
+
 def community_id_for(flow: Flow, pkt: Packet) -> str:
     """Community ID of the packet's flow (ICMP: of the packet's type/code tuple)."""
     if pkt.proto in (PROTO_ICMP, PROTO_ICMPV6):

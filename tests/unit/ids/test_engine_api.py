@@ -13,6 +13,7 @@ def test_exported_members() -> None:
         "EngineConfig",
         "EngineConfigError",
         "EngineError",
+        "ExplainError",
         "Flow",
         "FlowTable",
         "Packet",
@@ -26,6 +27,7 @@ def test_exported_members() -> None:
         "SensorError",
         "UnsupportedRuleError",
         "community_id_v1",
+        "describe_packet",
         "eve_dumps",
         "parse_rule",
         "parse_rules",
@@ -44,6 +46,7 @@ def test_errors_descend_from_ids_error() -> None:
         ids.engine.UnsupportedRuleError,
         ids.engine.SensorError,
         ids.engine.EngineConfigError,
+        ids.engine.ExplainError,
     ):
         assert issubclass(err, IdsError)
     assert issubclass(ids.engine.UnsupportedRuleError, ids.engine.RuleParseError)

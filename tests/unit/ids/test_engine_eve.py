@@ -108,3 +108,20 @@ def test_flow_and_stats_records(tmp_path: Path) -> None:
 def test_timestamp_format() -> None:
     assert format_timestamp(0.0) == "1970-01-01T00:00:00.000000+0000"
     assert format_timestamp(1_600_000_000.000001) == "2020-09-13T12:26:40.000001+0000"
+
+
+def test_alert_packet_can_be_explained(tmp_path: Path) -> None:
+    import pytest
+
+    from ids.engine import ExplainError, describe_packet
+
+    pcap = tmp_path / "c.pcap"
+    write_capture(pcap)
+    [alert, _icmp] = list(scan_pcap([str(pcap)], RULES, config=EngineConfig(log_packet=True)))
+    assert alert["packet_info"] == {"linktype": 1}
+    text = describe_packet(alert)
+    assert "###[ TCP ]###" in text and "dport     = http" in text
+    with pytest.raises(ExplainError):
+        describe_packet({"packet": "!!notbase64"})
+    with pytest.raises(ExplainError):
+        describe_packet({})

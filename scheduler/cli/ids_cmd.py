@@ -60,6 +60,7 @@ def scan(
     flows: Annotated[bool, typer.Option(help="also log EVE flow records")] = False,
     ips: Annotated[bool, typer.Option(help="simulate IPS: drop rules block")] = False,
     midstream: Annotated[bool, typer.Option(help="pick up TCP sessions without a SYN")] = False,
+    packet: Annotated[bool, typer.Option(help="include the raw frame (base64) in alerts")] = False,
 ) -> None:
     """Scan capture files and write Suricata EVE JSON lines (stdout without --eve)."""
     from ids.engine import EngineConfig, EngineError, eve_dumps, scan_pcap
@@ -69,7 +70,9 @@ def scan(
     for f in files:
         if not f.is_file():
             raise _fail(f"no such capture file: {f}")
-    config = EngineConfig(node_id=node_id, log_flows=flows, ips=ips, midstream=midstream)
+    config = EngineConfig(
+        node_id=node_id, log_flows=flows, ips=ips, midstream=midstream, log_packet=packet
+    )
     result = scan_pcap([str(f) for f in files], ruleset, config=config)
     try:
         out = eve.open("w", encoding="utf-8") if eve else sys.stdout

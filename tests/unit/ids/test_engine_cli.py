@@ -37,10 +37,11 @@ def capture(tmp_path: Path) -> Path:
 def test_scan_writes_eve_to_stdout(capture: Path, tmp_path: Path) -> None:
     rules = tmp_path / "r.rules"
     rules.write_text(RULE)
-    res = runner.invoke(app, ["scan", str(capture), "--rules", str(rules)])
+    res = runner.invoke(app, ["scan", str(capture), "--rules", str(rules), "--packet"])
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
     assert [e["alert"]["signature_id"] for e in lines] == [42, 42]
+    assert all(e["packet"] for e in lines)
 
 
 def test_scan_vars_and_eve_file(capture: Path, tmp_path: Path) -> None:

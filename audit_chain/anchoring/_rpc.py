@@ -19,11 +19,14 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
+from audit_chain.anchoring._limits import cap_recursion_limit
 from audit_chain.anchoring.errors import (
     AnchorRejectedError,
     AnchorRpcUnavailableError,
     AnchorTransactionError,
 )
+
+cap_recursion_limit()  # py_ecc raised it to 100,000 on import: see _limits
 
 try:
     from eth_tester.exceptions import TransactionFailed as _TesterTransactionFailed

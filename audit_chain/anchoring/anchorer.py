@@ -28,6 +28,7 @@ from web3 import Web3
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from audit_chain.anchoring import _rpc
+from audit_chain.anchoring._limits import cap_recursion_limit
 from audit_chain.anchoring.contract import ContractArtifact, load_artifact
 from audit_chain.anchoring.errors import AnchorRevertedError, AnchorTransactionError
 from audit_chain.anchoring.records import (
@@ -38,6 +39,8 @@ from audit_chain.anchoring.records import (
     address_hex,
     hash32_hex,
 )
+
+cap_recursion_limit()  # py_ecc raised it to 100,000 on import: see _limits
 
 GWEI = 10**9
 _NEW_SEND_TRIES = 4

@@ -13,8 +13,11 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from audit_chain.anchoring import _rpc
+from audit_chain.anchoring._limits import cap_recursion_limit
 from audit_chain.anchoring.contract import ContractArtifact, load_artifact
 from audit_chain.anchoring.errors import AnchorRevertedError, AnchorTransactionError
+
+cap_recursion_limit()  # py_ecc raised it to 100,000 on import: see _limits
 
 GAS_MARGIN_PERCENT = 25
 

@@ -53,11 +53,14 @@ from eth_tester.exceptions import ValidationError as TesterValidationError
 from web3 import EthereumTesterProvider, Web3
 from web3.types import RPCEndpoint, RPCResponse
 
+from audit_chain.anchoring._limits import cap_recursion_limit
 from audit_chain.anchoring._snapshot import Snapshot, read_snapshot, write_snapshot
 from audit_chain.anchoring.deploy import deploy_anchor_contract
 from audit_chain.anchoring.errors import EmbeddedChainError
 from audit_chain.anchoring.files import load_anchorer_key, write_anchorer_key
 from audit_chain.anchoring.records import json_depth_ok
+
+cap_recursion_limit()  # py_ecc raised it to 100,000 on import: see _limits
 
 JOURNAL_NAME = "journal.jsonl"
 KEY_NAME = "anchorer.key"

@@ -17,8 +17,11 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from audit_chain.anchoring._limits import cap_recursion_limit
 from audit_chain.anchoring.errors import AnchorRecordError
 from audit_chain.anchoring.records import MAX_STATE_JSON_BYTES, AnchorState
+
+cap_recursion_limit()  # py_ecc raised it to 100,000 on import: see _limits
 
 MAX_KEY_FILE_BYTES = 256
 

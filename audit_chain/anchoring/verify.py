@@ -15,9 +15,12 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from audit_chain.anchoring import _rpc
+from audit_chain.anchoring._limits import cap_recursion_limit
 from audit_chain.anchoring.contract import load_artifact
 from audit_chain.anchoring.errors import AnchoringError, AnchorVerificationError
 from audit_chain.anchoring.records import AnchorRecord, address_hex, hash32_hex
+
+cap_recursion_limit()  # py_ecc raised it to 100,000 on import: see _limits
 
 _MAX_FIELD_CHARS = 200
 

@@ -1,0 +1,445 @@
+"""The trust engine: evidence in, subjective-logic opinion with reasons out.
+
+State per node is a handful of plain floats in Python lists (index = registration order), so
+one evidence update is O(1) and allocation-free. Decay is lazy and exact: masses are stored
+scaled by ``2 ** ((t - epoch) / half_life)``, so adding evidence observed at ``t`` is one
+multiply-add whatever its order, and reading at ``now`` multiplies by
+``2 ** (-(now - epoch) / half_life)``. The epoch is moved forward before the scale can
+overflow.
+
+Invariants:
+- Refused evidence (unauthenticated source, unknown node or rater, future timestamp beyond the
+  allowed skew, older than the replay window, replayed id) changes nothing but its counter.
+- An evidence id is counted at most once while it could still be accepted (ids are kept for
+  the replay window; anything older is refused as stale).
+- Feedback mass is capped at ``feedback_cap_ratio`` of the verified-evidence mass plus the
+  prior, weighted by rater credibility, and never enters the quarantine decision: feedback
+  cannot outvote verified evidence.
+- Newcomers have no evidence: uncertainty 1, score = base rate < trust threshold.
+- Hard gates (attestation contraindicated/missing/expired, revoked identity, quarantine) make
+  a node not placeable whatever its score.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+import numpy as np
+
+from trust._state import NodeTable
+from trust.config import EngineConfig
+from trust.errors import DuplicateNodeError, TrustError, UnknownNodeError
+from trust.evidence import ATTESTATION_KINDS, Evidence, EvidenceKind
+from trust.explain import Gate, Signal, TrustScore
+from trust.intake import (
+    IntakeReason,
+    IntakeResult,
+    NodeRegistration,
+    PropagationResult,
+    QuarantineDecision,
+)
+from trust.opinion import Opinion
+from trust.placement import PlacementView
+from trust.propagation import FeedbackGraph, detect_rating_rings, eigentrust, rater_agreement
+from trust.sybil import BurstTracker
+from trust.verification import verification_share
+
+_LN2 = math.log(2.0)
+_MAX_EXPONENT = 600.0  # rebase the epoch before 2**exponent nears float overflow (2**1023)
+
+ATT_MISSING, ATT_AFFIRMING, ATT_WARNING, ATT_CONTRAINDICATED = 0, 1, 2, 3
+_ATT_CODE = {
+    EvidenceKind.ATTESTATION_AFFIRMING: ATT_AFFIRMING,
+    EvidenceKind.ATTESTATION_WARNING: ATT_WARNING,
+    EvidenceKind.ATTESTATION_CONTRAINDICATED: ATT_CONTRAINDICATED,
+    EvidenceKind.ATTESTATION_MISSING: ATT_MISSING,
+}
+
+
+class ScoreArrays(NamedTuple):
+    """Vectorized scores of every registered node (index = registration order)."""
+
+    node_ids: list[str]
+    expected: np.ndarray
+    uncertainty: np.ndarray
+    disbelief: np.ndarray
+    direct_expected: np.ndarray
+    placeable: np.ndarray
+    probe_weight: np.ndarray
+
+    def placement_view(self) -> PlacementView:
+        return PlacementView(self.expected, self.uncertainty, self.placeable, self.probe_weight)
+
+
+class TrustEngine:
+    """Per-node opinions from typed evidence, with gates, signals and explanations.
+
+    ``clock`` returns the current time in seconds since the Unix epoch; every method taking
+    ``now`` uses the clock when it is omitted.
+    """
+
+    def __init__(
+        self, config: EngineConfig | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.config = config or EngineConfig()
+        self._clock = clock
+        self._t = NodeTable()
+        self._graph = FeedbackGraph()
+        self._bursts = BurstTracker(
+            window_s=self.config.sybil_window_s, burst_min=self.config.sybil_burst_min
+        )
+        self._epoch = clock()
+        self._seen: dict[str, float] = {}
+        self._seen_order: deque[tuple[float, str]] = deque()
+        self._counts: dict[str, int] = {r.value: 0 for r in IntakeReason}
+        self._tenant_cred: dict[str, float] = {}
+        self._rings: tuple[tuple[str, ...], ...] = ()
+
+    # -- registration and gates -------------------------------------------------------------
+
+    def register_node(
+        self,
+        node_id: str,
+        *,
+        operator: str,
+        network: str | None = None,
+        hardware_fingerprint: str | None = None,
+        registered_at: float | None = None,
+        pretrusted: bool = False,
+    ) -> NodeRegistration:
+        """Register a node so evidence about it is accepted. A re-enrolled device must use a
+        new id and starts as a newcomer (whitewashing gains nothing).
+
+        Raises:
+            DuplicateNodeError: the id is already registered.
+            TrustError: empty node id or operator.
+        """
+        if not node_id or not operator:
+            raise TrustError("node_id and operator must be non-empty")
+        if node_id in self._t.index:
+            raise DuplicateNodeError(node_id)
+        at = self._clock() if registered_at is None else registered_at
+        t = self._t
+        i = t.add(node_id, operator, at, pretrusted, self.config.recent_evidence)
+        if pretrusted:
+            t.prior_r[i] = self.config.pretrusted_prior
+            t.cred[i] = 1.0
+        keys = [f"operator:{operator}"]
+        if network:
+            keys.append(f"network:{network}")
+        if hardware_fingerprint:
+            keys.append(f"hardware:{hardware_fingerprint}")
+        for flag in self._bursts.register(i, tuple(keys), at):
+            t.burst_keys[flag.index].append(flag.key)
+        signals = tuple(self._sybil_signals(i))
+        return NodeRegistration(node_id, at, signals)
+
+    def quarantine(self, node_id: str) -> None:
+        """Put the node in quarantine (a hard gate). Raises UnknownNodeError."""
+        i = self._require(node_id)
+        if not self._t.quarantined[i]:
+            self._t.quarantined[i] = True
+            self._t.op_quarantined[self._t.op_of[i]] += 1
+
+    def release(self, node_id: str) -> None:
+        """Lift a quarantine (the evidence stays). Raises UnknownNodeError."""
+        i = self._require(node_id)
+        if self._t.quarantined[i]:
+            self._t.quarantined[i] = False
+            self._t.q_recommended[i] = False
+            self._t.op_quarantined[self._t.op_of[i]] -= 1
+
+    def set_tenant_credibility(self, tenant_id: str, credibility: float) -> None:
+        """Credibility in [0, 1] applied to this tenant's feedback (default 1).
+
+        Raises:
+            TrustError: credibility outside [0, 1].
+        """
+        if not 0.0 <= credibility <= 1.0:
+            raise TrustError("credibility must be within [0, 1]")
+        self._tenant_cred[tenant_id] = credibility
+
+    # -- intake -----------------------------------------------------------------------------
+
+    def intake_counts(self) -> Mapping[str, int]:
+        """Accepted and refused evidence counts by :class:`IntakeReason` code."""
+        return dict(self._counts)
+
+    def _refuse(self, ev: Evidence, reason: IntakeReason) -> IntakeResult:
+        self._counts[reason.value] += 1
+        return IntakeResult(False, reason, ev.evidence_id, ev.node_id)
+
+    def ingest(
+        self, ev: Evidence, *, authenticated: bool, now: float | None = None
+    ) -> IntakeResult:
+        """Take one evidence item. ``authenticated`` says the caller authenticated
+        ``ev.source``; anything else is refused. Never raises for refused evidence: the
+        result names the reason and the refusal is counted.
+        """
+        now = self._clock() if now is None else now
+        if not authenticated:
+            return self._refuse(ev, IntakeReason.UNAUTHENTICATED)
+        t = self._t
+        i = t.index.get(ev.node_id)
+        if i is None:
+            return self._refuse(ev, IntakeReason.UNKNOWN_NODE)
+        obs = ev.observed_at
+        if obs > now + self.config.max_clock_skew_s:
+            return self._refuse(ev, IntakeReason.FUTURE_TIMESTAMP)
+        horizon = now - self.config.replay_window_s
+        if obs < horizon:
+            return self._refuse(ev, IntakeReason.STALE)
+        seen_order = self._seen_order
+        while seen_order and seen_order[0][0] < horizon:
+            self._seen.pop(seen_order.popleft()[1], None)
+        if ev.evidence_id in self._seen:
+            return self._refuse(ev, IntakeReason.REPLAYED)
+        kind = ev.kind
+        if kind is EvidenceKind.FEEDBACK_PEER or kind is EvidenceKind.FEEDBACK_TENANT:
+            refused = self._ingest_feedback(ev, i, obs)
+            if refused is not None:
+                return self._refuse(ev, refused)
+            self._mark_seen(ev.evidence_id, now)
+            return IntakeResult(True, IntakeReason.ACCEPTED, ev.evidence_id, ev.node_id)
+        if kind is EvidenceKind.IDS_ALERT:
+            mass = self.config.ids_severity_weights[ev.severity or 3]
+        else:
+            mass = self.config.weights[kind]
+        g = self._growth(obs)
+        if mass >= 0:
+            t.r[i] += mass * g
+        else:
+            t.s[i] -= mass * g
+        if kind in ATTESTATION_KINDS and obs >= t.att_at[i]:
+            t.att_status[i] = _ATT_CODE[kind]
+            t.att_at[i] = obs
+        elif kind is EvidenceKind.IDENTITY_REVOKED:
+            t.revoked[i] = True
+        t.recent[i].append((ev.evidence_id, kind.value, obs, mass))
+        self._mark_seen(ev.evidence_id, now)
+        decision = None
+        if mass < 0 and not t.q_recommended[i] and not t.quarantined[i]:
+            decision = self._check_quarantine(i, ev, now)
+        return IntakeResult(True, IntakeReason.ACCEPTED, ev.evidence_id, ev.node_id, decision)
+
+    def _mark_seen(self, evidence_id: str, now: float) -> None:
+        self._seen[evidence_id] = now
+        self._seen_order.append((now, evidence_id))
+        self._counts["accepted"] += 1
+
+    def _ingest_feedback(self, ev: Evidence, i: int, obs: float) -> IntakeReason | None:
+        t = self._t
+        rater = ev.rater_id or ""
+        if ev.kind is EvidenceKind.FEEDBACK_PEER:
+            if ev.source != rater:
+                return IntakeReason.SOURCE_MISMATCH
+            j = t.index.get(rater)
+            if j is None:
+                return IntakeReason.UNKNOWN_RATER
+            self._graph.add(j, i, ev.rating, obs)
+            mass = ev.rating * self.config.peer_feedback_weight * t.cred[j] * self._growth(obs)
+            if mass >= 0:
+                t.pr[i] += mass
+            else:
+                t.ps[i] -= mass
+            return None
+        mass = ev.rating * self.config.tenant_feedback_weight * self._tenant_cred.get(rater, 1.0)
+        mass *= self._growth(obs)
+        if mass >= 0:
+            t.tr[i] += mass
+        else:
+            t.ts[i] -= mass
+        return None
+
+    def _check_quarantine(self, i: int, ev: Evidence, now: float) -> QuarantineDecision | None:
+        t = self._t
+        k = self._decay(now)
+        r, s = t.r[i] * k + t.prior_r[i], t.s[i] * k
+        w = self.config.prior_weight
+        direct = (r + w * self._base_rate(i)) / (r + s + w)
+        if direct >= self.config.quarantine_threshold or s < self.config.quarantine_min_negative:
+            return None
+        t.q_recommended[i] = True
+        return QuarantineDecision(
+            t.ids[i],
+            now,
+            direct,
+            self.config.quarantine_threshold,
+            ev.evidence_id,
+            f"verified-evidence score {direct:.3f} fell below "
+            f"{self.config.quarantine_threshold:.2f} after {ev.kind.value}",
+        )
+
+    # -- decay helpers ----------------------------------------------------------------------
+
+    def _growth(self, at: float) -> float:
+        x = (at - self._epoch) / self.config.half_life_s
+        if x > _MAX_EXPONENT:
+            self._rebase(at)
+            x = 0.0
+        return math.exp(_LN2 * x)
+
+    def _decay(self, now: float) -> float:
+        return math.exp(-_LN2 * (now - self._epoch) / self.config.half_life_s)
+
+    def _rebase(self, new_epoch: float) -> None:
+        f = math.exp(-_LN2 * (new_epoch - self._epoch) / self.config.half_life_s)
+        self._t.scale_masses(f)
+        self._epoch = new_epoch
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def _require(self, node_id: str) -> int:
+        i = self._t.index.get(node_id)
+        if i is None:
+            raise UnknownNodeError(node_id)
+        return i
+
+    def _operator_factor(self, op: int) -> float:
+        t = self._t
+        n = t.op_nodes[op]
+        return max(0.1, 1.0 - t.op_quarantined[op] / n) if n else 1.0
+
+    def _base_rate(self, i: int) -> float:
+        a = self.config.base_rate * self._operator_factor(self._t.op_of[i])
+        if self._t.burst_keys[i]:
+            a *= self.config.sybil_base_rate_factor
+        return a
+
+    def _counts_at(self, i: int, now: float) -> tuple[float, float, float, float]:
+        """(direct positive, direct negative, feedback positive, feedback negative) at now,
+        feedback already capped."""
+        t = self._t
+        k = self._decay(now)
+        r, s = t.r[i] * k + t.prior_r[i], t.s[i] * k
+        fr, fs = (t.pr[i] + t.tr[i]) * k, (t.ps[i] + t.ts[i]) * k
+        cap = self.config.feedback_cap_ratio * (r + s + self.config.prior_weight)
+        if fr + fs > cap:
+            scale = cap / (fr + fs)
+            fr, fs = fr * scale, fs * scale
+        return r, s, fr, fs
+
+    def opinion(self, node_id: str, now: float | None = None) -> Opinion:
+        """The node's opinion now. Raises UnknownNodeError."""
+        i = self._require(node_id)
+        now = self._clock() if now is None else now
+        r, s, fr, fs = self._counts_at(i, now)
+        return Opinion.from_counts(
+            r + fr, s + fs, prior_weight=self.config.prior_weight, base_rate=self._base_rate(i)
+        )
+
+    def gates(self, node_id: str, now: float | None = None) -> tuple[Gate, ...]:
+        """Hard gates the node hits now. Raises UnknownNodeError."""
+        i = self._require(node_id)
+        now = self._clock() if now is None else now
+        return tuple(self._gates(i, now))
+
+    def _gates(self, i: int, now: float) -> list[Gate]:
+        t = self._t
+        out: list[Gate] = []
+        status = t.att_status[i]
+        if status == ATT_CONTRAINDICATED:
+            out.append(Gate("trust.gate.attestation_contraindicated", "last appraisal failed"))
+        elif status == ATT_MISSING:
+            out.append(Gate("trust.gate.attestation_missing", "no attestation result"))
+        elif now - t.att_at[i] > self.config.attestation_ttl_s:
+            out.append(Gate("trust.gate.attestation_missing", "attestation result expired"))
+        if t.revoked[i]:
+            out.append(Gate("trust.gate.identity_revoked", "the node's identity is revoked"))
+        if t.quarantined[i]:
+            out.append(Gate("trust.gate.quarantined", "the node is in quarantine"))
+        return out
+
+    def _sybil_signals(self, i: int) -> list[Signal]:
+        out = [
+            Signal(
+                "trust.signal.sybil_burst",
+                f"joined in a burst of {self._bursts.burst_size(key)} new nodes sharing {key}",
+            )
+            for key in self._t.burst_keys[i]
+        ]
+        name = self._t.ids[i]
+        out.extend(
+            Signal("trust.signal.rating_ring", f"member of a rating ring of {len(ring)} nodes")
+            for ring in self._rings
+            if name in ring
+        )
+        return out
+
+    def score(self, node_id: str, now: float | None = None) -> TrustScore:
+        """The node's score with its full explanation. Raises UnknownNodeError."""
+        from trust._explainer import build_score
+
+        i = self._require(node_id)
+        now = self._clock() if now is None else now
+        return build_score(self, i, now)
+
+    def snapshot(self, now: float | None = None) -> ScoreArrays:
+        """Scores of every node as arrays (for placement over many nodes)."""
+        from trust._explainer import score_arrays
+
+        now = self._clock() if now is None else now
+        return score_arrays(self, now)
+
+    # -- propagation ------------------------------------------------------------------------
+
+    def recompute(self, now: float | None = None) -> PropagationResult:
+        """Full recomputation: EigenTrust over the feedback graph, rater credibility
+        (global trust x own verified score x agreement with verified evidence), rating-ring
+        detection, and every node's feedback mass rebuilt from the graph."""
+        started = time.perf_counter()
+        now = self._clock() if now is None else now
+        t = self._t
+        n = len(t.ids)
+        if n == 0:
+            return PropagationResult(now, 0, 0, 0, 0.0, (), 0.0)
+        cfg = self.config
+        edges = self._graph.compact(n, now, cfg.half_life_s)
+        k = self._decay(now)
+        r = np.asarray(t.r) * k + np.asarray(t.prior_r)
+        s = np.asarray(t.s) * k
+        w = cfg.prior_weight
+        u = w / (r + s + w)
+        direct = (r + w * cfg.base_rate) / (r + s + w)
+        quarantined = np.asarray(t.quarantined, dtype=bool) | np.asarray(t.revoked, dtype=bool)
+        good = (direct >= cfg.trust_threshold) & (u <= 0.5) & ~quarantined
+        bad = quarantined | ((direct < cfg.explore_floor) & (u <= 0.5))
+        pre = np.flatnonzero(np.asarray(t.pretrusted, dtype=bool)).astype(np.int64)
+        et = eigentrust(n, edges, pre, alpha=cfg.eigentrust_alpha)
+        agreement = rater_agreement(n, edges, good, bad)
+        rings = detect_rating_rings(n, edges, agreement)
+        cred = np.minimum(1.0, et.trust * n) * np.clip(direct, 0.0, 1.0) * agreement
+        cred[quarantined] = 0.0
+        for ring in rings:
+            cred[list(ring.members)] = 0.0
+        self._rings = tuple(tuple(t.ids[m] for m in ring.members) for ring in rings)
+        g = 1.0 / k
+        contrib = edges.value * cred[edges.src] * cfg.peer_feedback_weight * g
+        t.pr = np.bincount(edges.dst, weights=np.maximum(contrib, 0.0), minlength=n).tolist()
+        t.ps = np.bincount(edges.dst, weights=np.maximum(-contrib, 0.0), minlength=n).tolist()
+        t.cred = cred.tolist()
+        return PropagationResult(
+            now,
+            n,
+            len(edges.src),
+            et.iterations,
+            et.residual,
+            self._rings,
+            time.perf_counter() - started,
+        )
+
+    def verification_share(self, node_id: str, now: float | None = None) -> float:
+        """Share of this node's tasks to replicate (see :mod:`trust.verification`)."""
+        return verification_share(
+            self.opinion(node_id, now),
+            min_share=self.config.min_verification_share,
+            max_share=self.config.max_verification_share,
+        )
+
+    def node_ids(self) -> list[str]:
+        """Registered node ids in registration order."""
+        return list(self._t.ids)

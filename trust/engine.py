@@ -43,7 +43,7 @@ from trust.intake import (
     QuarantineDecision,
 )
 from trust.opinion import Opinion
-from trust.placement import PlacementView
+from trust.placement import PlacementPolicy, PlacementView
 from trust.propagation import FeedbackGraph, detect_rating_rings, eigentrust, rater_agreement
 from trust.sybil import BurstTracker
 from trust.verification import verification_share
@@ -234,14 +234,15 @@ class TrustEngine:
     def _ingest_feedback(self, ev: Evidence, i: int, obs: float) -> IntakeReason | None:
         t = self._t
         rater = ev.rater_id or ""
+        if ev.source != rater:
+            return IntakeReason.SOURCE_MISMATCH
         if ev.kind is EvidenceKind.FEEDBACK_PEER:
-            if ev.source != rater:
-                return IntakeReason.SOURCE_MISMATCH
             j = t.index.get(rater)
             if j is None:
                 return IntakeReason.UNKNOWN_RATER
             self._graph.add(j, i, ev.rating, obs)
-            mass = ev.rating * self.config.peer_feedback_weight * t.cred[j] * self._growth(obs)
+            cred = 0.0 if t.quarantined[j] or t.revoked[j] else t.cred[j]
+            mass = ev.rating * self.config.peer_feedback_weight * cred * self._growth(obs)
             if mass >= 0:
                 t.pr[i] += mass
             else:
@@ -438,6 +439,20 @@ class TrustEngine:
             self.opinion(node_id, now),
             min_share=self.config.min_verification_share,
             max_share=self.config.max_verification_share,
+        )
+
+    def placement_policy(
+        self, *, exploration_share: float = 0.1, max_tasks_per_node: int | None = None
+    ) -> PlacementPolicy:
+        """The placement thresholds matching this engine's configuration."""
+        cfg = self.config
+        return PlacementPolicy(
+            trust_threshold=cfg.trust_threshold,
+            max_trusted_uncertainty=cfg.max_trusted_uncertainty,
+            explore_floor=cfg.explore_floor,
+            explore_uncertainty=cfg.explore_uncertainty,
+            exploration_share=exploration_share,
+            max_tasks_per_node=max_tasks_per_node,
         )
 
     def node_ids(self) -> list[str]:

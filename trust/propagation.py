@@ -9,7 +9,8 @@ outvote verified evidence.
 
 Invariants: the edge log is append-only between compactions; :meth:`FeedbackGraph.compact`
 sums each (rater, ratee) pair once, decayed to ``now``, so memory stays bounded by the number
-of distinct pairs. Every function here is vectorized (numpy / scipy.sparse).
+of distinct pairs. Every function here is vectorized (numpy / scipy.sparse; scipy is imported
+when first needed so ``import trust`` stays light).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from trust.errors import TrustError
 
@@ -66,6 +65,8 @@ class FeedbackGraph:
         val = np.frombuffer(self._val, dtype=np.float64)
         age = now - np.frombuffer(self._t, dtype=np.float64)
         decayed = val * np.exp2(-np.clip(age, 0.0, None) / half_life_s)
+        from scipy import sparse
+
         m = sparse.csr_matrix((decayed, (src, dst)), shape=(n_nodes, n_nodes))
         m.sum_duplicates()
         m.eliminate_zeros()
@@ -114,6 +115,8 @@ def eigentrust(
         p[pretrusted] = 1.0 / len(pretrusted)
     else:
         p[:] = 1.0 / n_nodes
+    from scipy import sparse
+
     positive = np.maximum(edges.value, 0.0)
     keep = positive > 0
     src, dst, pos = edges.src[keep], edges.dst[keep], positive[keep]
@@ -170,6 +173,9 @@ def detect_rating_rings(
     """Find rating rings: groups linked by mutual positive ratings whose members' ratings
     mostly contradict verified evidence (they up-rate the bad, down-rate the good).
     """
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
     pos = edges.value > 0
     if not pos.any():
         return ()

@@ -186,7 +186,7 @@ def parse_scenario(data: Any) -> Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file (at most 1 MiB).
+    """Read and validate a scenario file (at most 1 MiB); ``name`` defaults to the file stem.
 
     Raises:
         ScenarioError: unreadable, too large, not JSON (field ``(file)``), or an invalid field.
@@ -205,4 +205,6 @@ def load_scenario(path: str | Path) -> Scenario:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ScenarioError(f"not JSON: {exc.msg} at line {exc.lineno}", field="(file)") from exc
+    if isinstance(data, dict) and "name" not in data:
+        data["name"] = p.stem[:100] or "scenario"
     return parse_scenario(data)

@@ -20,11 +20,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 
 from trust.config import EngineConfig
 from trust.engine import TrustEngine
 from trust.evidence import Evidence, EvidenceKind
-from trust.placement import PlacementPolicy, PlacementView, plan_placement, pools
+from trust.placement import (
+    PlacementPolicy,
+    PlacementView,
+    plan_placement,
+    pools,
+    systematic_sample,
+)
 from trust.propagation import Edges, eigentrust
 from trust.simulate.scenario import Scenario
 from trust.verification import verification_shares
@@ -79,13 +86,8 @@ class EngineStrategy:
             sybil_window_s=max(600.0, 5 * sc.round_s),
         )
         self.engine = TrustEngine(self.config, clock=lambda: self.now)
-        self.policy = PlacementPolicy(
-            trust_threshold=self.config.trust_threshold,
-            max_trusted_uncertainty=self.config.max_trusted_uncertainty,
-            explore_floor=self.config.explore_floor,
-            explore_uncertainty=self.config.explore_uncertainty,
-            exploration_share=sc.exploration_share,
-            max_tasks_per_node=sc.node_capacity,
+        self.policy = self.engine.placement_policy(
+            exploration_share=sc.exploration_share, max_tasks_per_node=sc.node_capacity
         )
         self._ids = itertools.count()
         self.names: dict[int, str] = {}
@@ -312,8 +314,6 @@ class EigenTrustStrategy:
         idx = np.flatnonzero(active)
         n_explore = round(self.exploration_share * n_tasks)
         explore = idx[rng.integers(0, len(idx), n_explore)]
-        from trust.placement import systematic_sample
-
         main = systematic_sample(t, n_tasks - n_explore, rng)
         rel = t * max(1, len(idx)) / max(float(t.sum()), 1e-300)
         verifiers = np.flatnonzero(rel >= 1.0)
@@ -344,8 +344,6 @@ class EigenTrustStrategy:
             np.asarray(self.dst, dtype=np.int64),
             np.asarray(self.val, dtype=np.float64),
         )
-        from scipy import sparse
-
         m = sparse.coo_matrix((edges.value, (edges.src, edges.dst)), shape=(n, n)).tocsr()
         m.sum_duplicates()
         coo = m.tocoo()

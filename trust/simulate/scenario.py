@@ -152,7 +152,8 @@ def parse_scenario(data: Any) -> Scenario:
         raise ScenarioError("a scenario must be a JSON object", field="(root)")
     for key in data:
         if key not in _KNOWN:
-            raise ScenarioError("unknown field", field=str(key))
+            shown = str(key)[:50] or "(empty name)"
+            raise ScenarioError(f"unknown field (known: {', '.join(sorted(_KNOWN))})", field=shown)
     for key in _REQUIRED:
         if key not in data:
             raise ScenarioError("missing required field", field=key)

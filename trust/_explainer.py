@@ -38,7 +38,7 @@ def contributions(engine: TrustEngine, i: int, now: float) -> list[EvidenceContr
     for evidence_id, kind, observed_at, mass in t.recent[i]:
         m = mass * math.exp(-_LN2 * max(0.0, now - observed_at) / cfg.half_life_s)
         without = _expected(pos - m, neg, w, a) if m >= 0 else _expected(pos, neg + m, w, a)
-        out.append(EvidenceContribution(evidence_id, kind, observed_at, m, full - without))
+        out.append(EvidenceContribution(evidence_id, str(kind), observed_at, m, full - without))
     if fr + fs > 0:
         without = _expected(r, s, w, a)
         out.append(

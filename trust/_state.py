@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from trust.evidence import EvidenceKind
+
 
 class NodeTable:
     """Per-node columns; operators are interned to small integers."""
@@ -38,7 +40,7 @@ class NodeTable:
         self.quarantined: list[bool] = []
         self.q_recommended: list[bool] = []
         self.burst_keys: list[list[str]] = []
-        self.recent: list[deque[tuple[str, str, float, float]]] = []
+        self.recent: list[deque[tuple[str, EvidenceKind, float, float]]] = []
 
     def add(self, node_id: str, operator: str, at: float, pretrusted: bool, recent: int) -> int:
         i = len(self.ids)

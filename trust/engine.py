@@ -33,7 +33,7 @@ import numpy as np
 from trust._state import NodeTable
 from trust.config import EngineConfig
 from trust.errors import DuplicateNodeError, TrustError, UnknownNodeError
-from trust.evidence import ATTESTATION_KINDS, Evidence, EvidenceKind
+from trust.evidence import Evidence, EvidenceKind
 from trust.explain import Gate, Signal, TrustScore
 from trust.intake import (
     IntakeReason,
@@ -50,6 +50,7 @@ from trust.verification import verification_share
 
 _LN2 = math.log(2.0)
 _MAX_EXPONENT = 600.0  # rebase the epoch before 2**exponent nears float overflow (2**1023)
+_ACCEPTED = IntakeReason.ACCEPTED
 
 ATT_MISSING, ATT_AFFIRMING, ATT_WARNING, ATT_CONTRAINDICATED = 0, 1, 2, 3
 _ATT_CODE = {
@@ -98,6 +99,13 @@ class TrustEngine:
         self._counts: dict[str, int] = {r.value: 0 for r in IntakeReason}
         self._tenant_cred: dict[str, float] = {}
         self._rings: tuple[tuple[str, ...], ...] = ()
+        # Hot-path constants: one dict lookup per item gives its mass and attestation effect.
+        cfg = self.config
+        self._skew_s = cfg.max_clock_skew_s
+        self._replay_s = cfg.replay_window_s
+        self._kinds: dict[EvidenceKind, tuple[float, int]] = {
+            k: (w, _ATT_CODE.get(k, -1)) for k, w in cfg.weights.items()
+        }
 
     # -- registration and gates -------------------------------------------------------------
 
@@ -188,43 +196,50 @@ class TrustEngine:
         if i is None:
             return self._refuse(ev, IntakeReason.UNKNOWN_NODE)
         obs = ev.observed_at
-        if obs > now + self.config.max_clock_skew_s:
+        if obs > now + self._skew_s:
             return self._refuse(ev, IntakeReason.FUTURE_TIMESTAMP)
-        horizon = now - self.config.replay_window_s
+        horizon = now - self._replay_s
         if obs < horizon:
             return self._refuse(ev, IntakeReason.STALE)
+        seen = self._seen
         seen_order = self._seen_order
         while seen_order and seen_order[0][0] < horizon:
-            self._seen.pop(seen_order.popleft()[1], None)
-        if ev.evidence_id in self._seen:
+            seen.pop(seen_order.popleft()[1], None)
+        eid = ev.evidence_id
+        if eid in seen:
             return self._refuse(ev, IntakeReason.REPLAYED)
         kind = ev.kind
-        if kind is EvidenceKind.FEEDBACK_PEER or kind is EvidenceKind.FEEDBACK_TENANT:
-            refused = self._ingest_feedback(ev, i, obs)
-            if refused is not None:
-                return self._refuse(ev, refused)
-            self._mark_seen(ev.evidence_id, now)
-            return IntakeResult(True, IntakeReason.ACCEPTED, ev.evidence_id, ev.node_id)
-        if kind is EvidenceKind.IDS_ALERT:
-            mass = self.config.ids_severity_weights[ev.severity or 3]
-        else:
-            mass = self.config.weights[kind]
-        g = self._growth(obs)
+        entry = self._kinds.get(kind)
+        if entry is None:
+            if kind is EvidenceKind.IDS_ALERT:
+                entry = (self.config.ids_severity_weights[ev.severity or 3], -1)
+            else:
+                refused = self._ingest_feedback(ev, i, obs)
+                if refused is not None:
+                    return self._refuse(ev, refused)
+                self._mark_seen(eid, now)
+                return IntakeResult(True, _ACCEPTED, eid, ev.node_id, None)
+        mass, att_code = entry
+        x = (obs - self._epoch) / self.config.half_life_s
+        g = math.exp(_LN2 * x) if x <= _MAX_EXPONENT else self._growth(obs)
         if mass >= 0:
             t.r[i] += mass * g
         else:
             t.s[i] -= mass * g
-        if kind in ATTESTATION_KINDS and obs >= t.att_at[i]:
-            t.att_status[i] = _ATT_CODE[kind]
-            t.att_at[i] = obs
+        if att_code >= 0:
+            if obs >= t.att_at[i]:
+                t.att_status[i] = att_code
+                t.att_at[i] = obs
         elif kind is EvidenceKind.IDENTITY_REVOKED:
             t.revoked[i] = True
-        t.recent[i].append((ev.evidence_id, kind.value, obs, mass))
-        self._mark_seen(ev.evidence_id, now)
+        t.recent[i].append((eid, kind, obs, mass))
+        seen[eid] = now
+        seen_order.append((now, eid))
+        self._counts["accepted"] += 1
         decision = None
         if mass < 0 and not t.q_recommended[i] and not t.quarantined[i]:
             decision = self._check_quarantine(i, ev, now)
-        return IntakeResult(True, IntakeReason.ACCEPTED, ev.evidence_id, ev.node_id, decision)
+        return IntakeResult(True, _ACCEPTED, eid, ev.node_id, decision)
 
     def _mark_seen(self, evidence_id: str, now: float) -> None:
         self._seen[evidence_id] = now
@@ -259,10 +274,13 @@ class TrustEngine:
     def _check_quarantine(self, i: int, ev: Evidence, now: float) -> QuarantineDecision | None:
         t = self._t
         k = self._decay(now)
-        r, s = t.r[i] * k + t.prior_r[i], t.s[i] * k
+        s = t.s[i] * k
+        if s < self.config.quarantine_min_negative:
+            return None
+        r = t.r[i] * k + t.prior_r[i]
         w = self.config.prior_weight
         direct = (r + w * self._base_rate(i)) / (r + s + w)
-        if direct >= self.config.quarantine_threshold or s < self.config.quarantine_min_negative:
+        if direct >= self.config.quarantine_threshold:
             return None
         t.q_recommended[i] = True
         return QuarantineDecision(
@@ -274,6 +292,34 @@ class TrustEngine:
             f"verified-evidence score {direct:.3f} fell below "
             f"{self.config.quarantine_threshold:.2f} after {ev.kind.value}",
         )
+
+    def restore_feedback(
+        self,
+        raters: list[str],
+        ratees: list[str],
+        ratings: np.ndarray,
+        observed_at: np.ndarray,
+    ) -> int:
+        """Bulk-load peer ratings already accepted earlier (restoring state from storage).
+
+        This skips per-item intake checks, so only feed it what the engine accepted before.
+        The ratings take effect at the next :meth:`recompute`. Returns the count loaded.
+
+        Raises:
+            UnknownNodeError: a rater or ratee is not registered.
+            TrustError: lengths differ or a rating is outside [-1, 1].
+        """
+        index = self._t.index
+        try:
+            src = np.fromiter((index[r] for r in raters), dtype=np.int64, count=len(raters))
+            dst = np.fromiter((index[r] for r in ratees), dtype=np.int64, count=len(ratees))
+        except KeyError as exc:
+            raise UnknownNodeError(str(exc.args[0])) from exc
+        values = np.asarray(ratings, dtype=np.float64)
+        if len(values) and (np.abs(values) > 1.0).any():
+            raise TrustError("ratings must be within [-1, 1]")
+        self._graph.extend(src, dst, values, np.asarray(observed_at, dtype=np.float64))
+        return len(src)
 
     # -- decay helpers ----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from trust.explain import Signal
 
@@ -40,9 +41,9 @@ class QuarantineDecision:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class IntakeResult:
-    """Outcome of :meth:`trust.TrustEngine.ingest`."""
+class IntakeResult(NamedTuple):
+    """Outcome of :meth:`trust.TrustEngine.ingest` (immutable; a tuple because it is built
+    once per evidence item on the hot path)."""
 
     accepted: bool
     reason: IntakeReason

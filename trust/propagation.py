@@ -55,6 +55,21 @@ class FeedbackGraph:
         self._val.append(rating)
         self._t.append(observed_at)
 
+    def extend(
+        self, src: IntArray, dst: IntArray, rating: FloatArray, observed_at: FloatArray
+    ) -> None:
+        """Append many edges at once (arrays of equal length).
+
+        Raises:
+            TrustError: arrays of different lengths.
+        """
+        if not (len(src) == len(dst) == len(rating) == len(observed_at)):
+            raise TrustError("edge arrays differ in length")
+        self._src.frombytes(np.ascontiguousarray(src, dtype=np.int64).tobytes())
+        self._dst.frombytes(np.ascontiguousarray(dst, dtype=np.int64).tobytes())
+        self._val.frombytes(np.ascontiguousarray(rating, dtype=np.float64).tobytes())
+        self._t.frombytes(np.ascontiguousarray(observed_at, dtype=np.float64).tobytes())
+
     def compact(self, n_nodes: int, now: float, half_life_s: float) -> Edges:
         """Sum every (rater, ratee) pair, decayed to ``now``; keep only the sums."""
         if not self._src:

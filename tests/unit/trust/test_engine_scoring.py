@@ -255,3 +255,25 @@ def test_feedback_cap_binds_for_credible_tenants(engine: TrustEngine) -> None:
     assert s.opinion.disbelief == pytest.approx(cap / (10 + cap + 2))
     assert any(e.evidence_id == "feedback:aggregate" for e in s.top_evidence)
     assert engine.ingest(ev("n0", EvidenceKind.TASK_FAILED), authenticated=True).quarantine is None
+
+
+def test_restore_feedback_feeds_the_next_recompute(engine: TrustEngine) -> None:
+    import numpy as np
+
+    from trust import TrustError, UnknownNodeError
+
+    for node in ("n0", "n1", "n2"):
+        feed(engine, node, EvidenceKind.TASK_VERIFIED, 10)
+    engine.recompute()
+    before = engine.opinion("n2").belief
+    n = engine.restore_feedback(
+        ["n0", "n1"], ["n2", "n2"], np.array([1.0, 1.0]), np.array([T0, T0])
+    )
+    assert n == 2
+    result = engine.recompute()
+    assert result.edges == 2 and result.nodes == 3
+    assert engine.opinion("n2").belief > before
+    with pytest.raises(UnknownNodeError):
+        engine.restore_feedback(["zz"], ["n0"], np.array([1.0]), np.array([T0]))
+    with pytest.raises(TrustError):
+        engine.restore_feedback(["n0"], ["n1"], np.array([3.0]), np.array([T0]))

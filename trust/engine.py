@@ -44,7 +44,7 @@ from trust.intake import (
 )
 from trust.opinion import Opinion
 from trust.placement import PlacementPolicy, PlacementView
-from trust.propagation import FeedbackGraph, detect_rating_rings, eigentrust, rater_agreement
+from trust.propagation import FeedbackGraph
 from trust.sybil import BurstTracker
 from trust.verification import verification_share
 
@@ -438,46 +438,9 @@ class TrustEngine:
         """Full recomputation: EigenTrust over the feedback graph, rater credibility
         (global trust x own verified score x agreement with verified evidence), rating-ring
         detection, and every node's feedback mass rebuilt from the graph."""
-        started = time.perf_counter()
-        now = self._clock() if now is None else now
-        t = self._t
-        n = len(t.ids)
-        if n == 0:
-            return PropagationResult(now, 0, 0, 0, 0.0, (), 0.0)
-        cfg = self.config
-        edges = self._graph.compact(n, now, cfg.half_life_s)
-        k = self._decay(now)
-        r = np.asarray(t.r) * k + np.asarray(t.prior_r)
-        s = np.asarray(t.s) * k
-        w = cfg.prior_weight
-        u = w / (r + s + w)
-        direct = (r + w * cfg.base_rate) / (r + s + w)
-        quarantined = np.asarray(t.quarantined, dtype=bool) | np.asarray(t.revoked, dtype=bool)
-        good = (direct >= cfg.trust_threshold) & (u <= 0.5) & ~quarantined
-        bad = quarantined | ((direct < cfg.explore_floor) & (u <= 0.5))
-        pre = np.flatnonzero(np.asarray(t.pretrusted, dtype=bool)).astype(np.int64)
-        et = eigentrust(n, edges, pre, alpha=cfg.eigentrust_alpha)
-        agreement = rater_agreement(n, edges, good, bad)
-        rings = detect_rating_rings(n, edges, agreement)
-        cred = np.minimum(1.0, et.trust * n) * np.clip(direct, 0.0, 1.0) * agreement
-        cred[quarantined] = 0.0
-        for ring in rings:
-            cred[list(ring.members)] = 0.0
-        self._rings = tuple(tuple(t.ids[m] for m in ring.members) for ring in rings)
-        g = 1.0 / k
-        contrib = edges.value * cred[edges.src] * cfg.peer_feedback_weight * g
-        t.pr = np.bincount(edges.dst, weights=np.maximum(contrib, 0.0), minlength=n).tolist()
-        t.ps = np.bincount(edges.dst, weights=np.maximum(-contrib, 0.0), minlength=n).tolist()
-        t.cred = cred.tolist()
-        return PropagationResult(
-            now,
-            n,
-            len(edges.src),
-            et.iterations,
-            et.residual,
-            self._rings,
-            time.perf_counter() - started,
-        )
+        from trust._recompute import recompute
+
+        return recompute(self, self._clock() if now is None else now)
 
     def verification_share(self, node_id: str, now: float | None = None) -> float:
         """Share of this node's tasks to replicate (see :mod:`trust.verification`)."""

@@ -76,25 +76,37 @@ class Evidence:
     detail: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("evidence_id", "node_id", "source"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value or len(value) > MAX_ID_LEN:
-                raise EvidenceError(f"{name} must be a non-empty string <= 200 chars", field=name)
-        if not isinstance(self.kind, EvidenceKind):
+        # Written for speed: this runs once per evidence item on the intake path.
+        if not (type(self.evidence_id) is str and 0 < len(self.evidence_id) <= MAX_ID_LEN):
+            raise EvidenceError(
+                "evidence_id must be a non-empty string <= 200 chars", field="evidence_id"
+            )
+        if not (type(self.node_id) is str and 0 < len(self.node_id) <= MAX_ID_LEN):
+            raise EvidenceError("node_id must be a non-empty string <= 200 chars", field="node_id")
+        if not (type(self.source) is str and 0 < len(self.source) <= MAX_ID_LEN):
+            raise EvidenceError("source must be a non-empty string <= 200 chars", field="source")
+        kind = self.kind
+        if type(kind) is not EvidenceKind:
             raise EvidenceError("kind must be an EvidenceKind", field="kind")
-        if not isinstance(self.observed_at, int | float) or not math.isfinite(self.observed_at):
-            raise EvidenceError("observed_at must be a finite number", field="observed_at")
-        if len(self.detail) > MAX_DETAIL_LEN:
+        at = self.observed_at
+        if type(at) is not float and (type(at) is not int or isinstance(at, bool)):
+            raise EvidenceError("observed_at must be a number", field="observed_at")
+        if not math.isfinite(at):
+            raise EvidenceError("observed_at must be finite", field="observed_at")
+        if self.detail and len(self.detail) > MAX_DETAIL_LEN:
             raise EvidenceError("detail longer than 1000 chars", field="detail")
-        if self.kind in (EvidenceKind.IDS_ALERT, EvidenceKind.INCIDENT):
+        if kind is EvidenceKind.IDS_ALERT or kind is EvidenceKind.INCIDENT:
             if self.severity not in (1, 2, 3):
                 raise EvidenceError("severity must be 1, 2 or 3", field="severity")
         elif self.severity is not None:
             raise EvidenceError(
                 "severity only applies to IDS alerts and incidents", field="severity"
             )
-        if self.kind in FEEDBACK_KINDS:
-            if not isinstance(self.rating, int | float) or not -1.0 <= self.rating <= 1.0:
+        if kind is EvidenceKind.FEEDBACK_PEER or kind is EvidenceKind.FEEDBACK_TENANT:
+            rating = self.rating
+            if isinstance(rating, bool) or not isinstance(rating, int | float):
+                raise EvidenceError("rating must be a number", field="rating")
+            if not -1.0 <= rating <= 1.0:
                 raise EvidenceError("rating must be within [-1, 1]", field="rating")
             if not self.rater_id or len(self.rater_id) > MAX_ID_LEN:
                 raise EvidenceError("feedback needs a rater_id", field="rater_id")

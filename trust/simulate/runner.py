@@ -128,10 +128,7 @@ def run_strategy(
         newly = (first_bad[:size] >= 0) & (detected[:size] < 0) & ~in_service
         detected[:size][newly] = rnd
         if rnd >= steady_from:
-            honest_flag[:size] |= (
-                honest_now & active & ~in_service & (pop.behaviour[:size] != TURNED)
-            )
-            honest_flag[:size] |= honest_now & active & ~in_service & (pop.turn_round[:size] > rnd)
+            honest_flag[:size] |= honest_now & active & ~in_service
         # whitewashers leave once excluded
         for i in np.flatnonzero(active & ~in_service & (pop.behaviour[:size] == WHITEWASHING)):
             pop.active[i] = False
@@ -237,10 +234,8 @@ def run_strategy(
     honest = pop.behaviour[:size] == HONEST
     honest_like = honest | (pop.behaviour[:size] == TURNED)
     fp_flags = honest_flag[:size] & honest_like
-    for i in np.flatnonzero(pop.behaviour[:size] == TURNED):
-        # a turned node's exclusion after its turn is a detection, not a false positive
-        if fp_flags[i] and first_bad[i] >= 0:
-            fp_flags[i] = False
+    # (flags are only ever set while a node is honest: a turned node excluded after its turn is
+    # a detection, one excluded before it a false positive)
     timings = np.asarray(strat.update_ns, dtype=np.float64) / 1000.0
     rec = np.asarray(strat.recompute_s, dtype=np.float64) * 1000.0
     is_engine = isinstance(strat, EngineStrategy)

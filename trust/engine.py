@@ -33,7 +33,7 @@ import numpy as np
 from trust._state import NodeTable
 from trust.config import EngineConfig
 from trust.errors import DuplicateNodeError, TrustError, UnknownNodeError
-from trust.evidence import Evidence, EvidenceKind
+from trust.evidence import MAX_ID_LEN, Evidence, EvidenceKind
 from trust.explain import Gate, Signal, TrustScore
 from trust.intake import (
     IntakeReason,
@@ -124,10 +124,10 @@ class TrustEngine:
 
         Raises:
             DuplicateNodeError: the id is already registered.
-            TrustError: empty node id or operator.
+            TrustError: empty or over-long (> 200 chars) node id or operator.
         """
-        if not node_id or not operator:
-            raise TrustError("node_id and operator must be non-empty")
+        if not (0 < len(node_id) <= MAX_ID_LEN and 0 < len(operator) <= MAX_ID_LEN):
+            raise TrustError("node_id and operator must be non-empty strings <= 200 chars")
         if node_id in self._t.index:
             raise DuplicateNodeError(node_id)
         at = self._clock() if registered_at is None else registered_at

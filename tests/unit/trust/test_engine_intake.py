@@ -107,6 +107,8 @@ def test_registration_errors(engine: TrustEngine) -> None:
         engine.register_node("n0", operator="acme")
     with pytest.raises(TrustError):
         engine.register_node("", operator="acme")
+    with pytest.raises(TrustError):
+        engine.register_node("x" * 201, operator="acme")
 
 
 def test_tenant_credibility(engine: TrustEngine) -> None:

@@ -123,11 +123,19 @@ def plan_placement(
     explore_idx = np.flatnonzero(exploring)
     explore_w = np.clip(view.probe_weight[explore_idx], 0.0, 1.0)
     probe_counts = np.zeros(len(explore_idx), dtype=np.int64)
-    budget = round(policy.exploration_share * n_tasks) if len(trusted_idx) else 0
+    # Stochastic rounding keeps the share right even when placing one task at a time.
+    expected_budget = policy.exploration_share * n_tasks if len(trusted_idx) else 0.0
+    budget = int(expected_budget) + int(rng.random() < expected_budget - int(expected_budget))
     total_w = float(explore_w.sum())
     if budget > 0 and total_w > 0:
-        prob = explore_w * min(1.0, budget / total_w)
-        probe_counts = (rng.random(len(explore_idx)) < prob).astype(np.int64)
+        if budget >= total_w:
+            # enough budget for every exploring node's demand: node i probes with prob. w_i
+            probe_counts = (rng.random(len(explore_idx)) < explore_w).astype(np.int64)
+        else:
+            # scarce budget: exactly ``budget`` probes by systematic PPS sampling in random
+            # order; inclusion probability budget * w_i / total_w < 1, so nobody twice
+            order = rng.permutation(len(explore_idx))
+            probe_counts[order[systematic_sample(explore_w[order], budget, rng)]] = 1
     rest = n_tasks - int(probe_counts.sum())
     caps = None if cap is None else np.full(len(trusted_idx), cap, dtype=np.int64)
     trusted_counts = _allocate(view.expected[trusted_idx], rest, caps, rng)

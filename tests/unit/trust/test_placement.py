@@ -103,3 +103,15 @@ def test_gini() -> None:
     assert gini(np.ones(10)) == pytest.approx(0.0)
     assert gini(np.array([0.0] * 9 + [1.0])) == pytest.approx(0.9)
     assert gini(np.zeros(0)) == 0.0
+
+
+def test_one_task_at_a_time_keeps_the_exploration_share() -> None:
+    rng = np.random.default_rng(9)
+    view = _view([0.95] * 10 + [0.5] * 10, [0.05] * 10 + [1.0] * 10)
+    policy = PlacementPolicy(exploration_share=0.1)
+    explored = 0
+    for _ in range(4000):
+        picks = plan_placement(view, 1, policy, rng)
+        assert len(picks) == 1
+        explored += int(picks[0] >= 10)
+    assert explored / 4000 == pytest.approx(0.1, abs=0.02)

@@ -88,6 +88,11 @@ def build_score(engine: TrustEngine, i: int, now: float) -> TrustScore:
             f"{n} verified successful tasks needed to reach {cfg.trust_threshold:g} "
             "(at no further negative evidence)"
         )
+        if s > 0:
+            steps.append(
+                f"or wait: all evidence halves every {cfg.half_life_s / 3600:g} h, "
+                "so old failures weigh less over time"
+            )
     if t.burst_keys[i]:
         steps.append("joined in a burst: exploration is shared across the burst's nodes")
     return TrustScore(

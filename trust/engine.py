@@ -409,7 +409,17 @@ class TrustEngine:
             )
             for key in self._t.burst_keys[i]
         ]
-        name = self._t.ids[i]
+        t = self._t
+        op = t.op_of[i]
+        if t.op_quarantined[op]:
+            out.append(
+                Signal(
+                    "trust.signal.operator_record",
+                    f"operator {t.op_names[op]} has {t.op_quarantined[op]} of {t.op_nodes[op]} "
+                    f"nodes in quarantine: base rate x{self._operator_factor(op):.2f}",
+                )
+            )
+        name = t.ids[i]
         out.extend(
             Signal("trust.signal.rating_ring", f"member of a rating ring of {len(ring)} nodes")
             for ring in self._rings

@@ -208,6 +208,8 @@ def test_whitewashing_gains_nothing(engine: TrustEngine) -> None:
     assert not reborn.trusted
     assert reborn.score < honest_newcomer.score
     assert reborn.score < engine.config.explore_floor
+    assert [s.code for s in reborn.signals] == ["trust.signal.operator_record"]
+    assert "4 of 5 nodes in quarantine" in reborn.signals[0].detail
     snap = engine.snapshot()
     i = snap.node_ids.index("bad-reborn")
     assert snap.probe_weight[i] < 0.5  # its operator's record follows it

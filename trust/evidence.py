@@ -93,10 +93,10 @@ class Evidence:
             raise EvidenceError("observed_at must be a number", field="observed_at")
         if not math.isfinite(at):
             raise EvidenceError("observed_at must be finite", field="observed_at")
-        if self.detail and len(self.detail) > MAX_DETAIL_LEN:
-            raise EvidenceError("detail longer than 1000 chars", field="detail")
+        if type(self.detail) is not str or len(self.detail) > MAX_DETAIL_LEN:
+            raise EvidenceError("detail must be a string of at most 1000 chars", field="detail")
         if kind is EvidenceKind.IDS_ALERT or kind is EvidenceKind.INCIDENT:
-            if self.severity not in (1, 2, 3):
+            if type(self.severity) is not int or self.severity not in (1, 2, 3):
                 raise EvidenceError("severity must be 1, 2 or 3", field="severity")
         elif self.severity is not None:
             raise EvidenceError(
@@ -108,8 +108,9 @@ class Evidence:
                 raise EvidenceError("rating must be a number", field="rating")
             if not -1.0 <= rating <= 1.0:
                 raise EvidenceError("rating must be within [-1, 1]", field="rating")
-            if not self.rater_id or len(self.rater_id) > MAX_ID_LEN:
-                raise EvidenceError("feedback needs a rater_id", field="rater_id")
+            rater = self.rater_id
+            if type(rater) is not str or not 0 < len(rater) <= MAX_ID_LEN:
+                raise EvidenceError("feedback needs a rater_id <= 200 chars", field="rater_id")
             if self.rater_id == self.node_id:
                 raise EvidenceError("a node cannot rate itself", field="rater_id")
 

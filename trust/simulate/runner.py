@@ -31,6 +31,8 @@ from trust.simulate.strategies import (
     VERIFIED,
     WRONG,
     EngineStrategy,
+    Plan,
+    Strategy,
 )
 from trust.verification import decide_replicas
 
@@ -49,6 +51,140 @@ def _pick_verifier(plan_verifiers: np.ndarray, cum: np.ndarray, u: float, exclud
     return -1
 
 
+class _Tracker:
+    """Per-identity bookkeeping for the metrics; grows with the population."""
+
+    def __init__(self, capacity: int) -> None:
+        self.first_bad = np.full(capacity, -1, dtype=np.int64)
+        self.detected = np.full(capacity, -1, dtype=np.int64)
+        self.honest_flag = np.zeros(capacity, dtype=bool)
+        self.load = np.zeros(capacity)
+        self.present_all_steady = np.zeros(capacity, dtype=bool)
+        self.behaviour_tasks = np.zeros(len(BEHAVIOURS) + 1, dtype=np.int64)
+        self.tasks_steady = self.malicious_steady = self.bad_delivered = 0
+        self.verified = self.total = 0
+
+    def grow(self, size: int) -> None:
+        if size <= len(self.first_bad):
+            return
+        extra = size - len(self.first_bad) + 64
+        self.first_bad = np.concatenate([self.first_bad, np.full(extra, -1, dtype=np.int64)])
+        self.detected = np.concatenate([self.detected, np.full(extra, -1, dtype=np.int64)])
+        self.honest_flag = np.concatenate([self.honest_flag, np.zeros(extra, dtype=bool)])
+        self.load = np.concatenate([self.load, np.zeros(extra)])
+        self.present_all_steady = np.concatenate(
+            [self.present_all_steady, np.zeros(extra, dtype=bool)]
+        )
+
+
+def _digest(i: int, wrong: bool, colluding: np.ndarray) -> str:
+    """A replica's result: colluders agree on one wrong result, others err each their way."""
+    if not wrong:
+        return "ok"
+    return "bad-c" if colluding[i] else f"bad-{i}"
+
+
+def _execute(
+    sc: Scenario,
+    plan: Plan,
+    p_bad: np.ndarray,
+    colluding: np.ndarray,
+    rng: np.random.Generator,
+    track: _Tracker,
+) -> tuple[list[int], list[int], np.ndarray]:
+    """Run one round's tasks: outcomes, verification by replicas, the trusted majority.
+
+    Returns (identity, outcome code) pairs for the strategy and which tasks delivered a bad
+    result to the tenant.
+    """
+    picks = plan.picks
+    n = len(picks)
+    fail_u = rng.random(n)
+    wrong = rng.random(n) < p_bad[picks]
+    verify = rng.random(n) < plan.share[picks]
+    visible = fail_u < sc.honest_failure_rate
+    kind_u = fail_u / max(sc.honest_failure_rate, 1e-12)
+    verifiers = plan.verifiers
+    cum = np.cumsum(plan.verifier_weight) if len(verifiers) else np.zeros(0)
+    idx_out: list[int] = []
+    code_out: list[int] = []
+    delivered_bad = np.zeros(n, dtype=bool)
+    vu = rng.random((n, 3))
+    for k in range(n):
+        i = int(picks[k])
+        if visible[k]:  # the node fails visibly: no result, nothing delivered
+            idx_out.append(i)
+            code_out.append(FAILED if kind_u[k] < 0.5 else TIMEOUT if kind_u[k] < 0.8 else SLA_MISS)
+            continue
+        v = -1
+        if verify[k] and len(verifiers):
+            track.verified += 1
+            v = _pick_verifier(verifiers, cum, float(vu[k, 0]), {i})
+        if v < 0:  # not verified: the tenant gets whatever the node returned
+            idx_out.append(i)
+            code_out.append(SUCCEEDED)
+            delivered_bad[k] = wrong[k]
+            continue
+        d_i = _digest(i, bool(wrong[k]), colluding)
+        d_v = _digest(v, bool(vu[k, 1] < p_bad[v]), colluding)
+        if d_i == d_v:  # replicas match (colluders may match on a wrong result)
+            idx_out.append(i)
+            code_out.append(VERIFIED)
+            delivered_bad[k] = wrong[k]
+            continue
+        # mismatch: a third replica, and the trust-weighted majority decides who is blamed
+        w = _pick_verifier(verifiers, cum, float(vu[k, 2]), {i, v})
+        results = {f"{i}": d_i, f"{v}": d_v}
+        trust = {f"{i}": float(plan.trust[i]), f"{v}": float(plan.trust[v])}
+        if w >= 0:
+            results[f"{w}"] = _digest(w, bool(rng.random() < p_bad[w]), colluding)
+            trust[f"{w}"] = float(plan.trust[w])
+        verdict = decide_replicas(results, trust)
+        if not verdict.decided:
+            continue
+        for node in verdict.disagreeing:
+            idx_out.append(int(node))
+            code_out.append(WRONG)
+        if f"{i}" in verdict.agreeing:
+            idx_out.append(i)
+            code_out.append(VERIFIED)
+            delivered_bad[k] = verdict.majority_digest != "ok"
+    return idx_out, code_out, delivered_bad
+
+
+def _register_initial(sc: Scenario, pop: Population, strat: Strategy) -> None:
+    # Initial nodes were enrolled over the past month (in time order): no burst among them.
+    enrolled = START - np.random.default_rng([sc.seed, 3]).uniform(0, 30 * 86400, sc.nodes)
+    for i in np.argsort(enrolled, kind="stable").tolist():
+        strat.register(
+            i,
+            int(pop.operator[i]),
+            f"net-{pop.operator[i]}-{i // 20}",
+            f"hw-{i}",
+            float(enrolled[i]),
+            bool(pop.pretrusted[i]),
+        )
+        pop.active[i] = True
+
+
+def _join(pop: Population, strat: Strategy, rnd: int, now: float) -> None:
+    """The Sybil burst at its round; whitewashers back under a new identity when due."""
+    joiners: list[int] = []
+    if rnd == pop.sybil_round and pop.n_sybil:
+        for _ in range(pop.n_sybil):
+            joiners.append(pop.add_identity(SYBIL, pop.sybil_operator, pop.size, rnd))
+    due = [p for p in pop.pending if p[0] <= rnd]
+    pop.pending = [p for p in pop.pending if p[0] > rnd]
+    for _, device, operator in due:
+        joiners.append(pop.add_identity(WHITEWASHING, operator, device, rnd))
+    for i in joiners:
+        sybil = pop.behaviour[i] == SYBIL
+        net = "net-sybil" if sybil else f"net-{pop.operator[i]}-{pop.device[i] // 20}"
+        hw = f"hw-sybil-{i % 4}" if sybil else f"hw-{pop.device[i]}"
+        strat.register(i, int(pop.operator[i]), net, hw, now, False)
+        pop.active[i] = True
+
+
 def run_strategy(
     sc: Scenario, strategy: str, progress: ProgressFn | None = None
 ) -> StrategyMetrics:
@@ -63,158 +199,53 @@ def run_strategy(
     pop = Population(sc)
     strat = STRATEGIES[strategy](sc, START)
     rng = np.random.default_rng([sc.seed, 2])
-    hw_rng = np.random.default_rng([sc.seed, 3])
-    n0 = sc.nodes
-    # Initial nodes were enrolled over the past month (in time order): no burst among them.
-    enrolled = START - hw_rng.uniform(0, 30 * 86400, n0)
-    for i in np.argsort(enrolled, kind="stable").tolist():
-        strat.register(
-            i,
-            int(pop.operator[i]),
-            f"net-{pop.operator[i]}-{i // 20}",
-            f"hw-{i}",
-            float(enrolled[i]),
-            bool(pop.pretrusted[i]),
-        )
-        pop.active[i] = True
+    _register_initial(sc, pop, strat)
     steady_from = int(sc.rounds * sc.steady_state_from)
-    first_bad = np.full(pop.capacity, -1, dtype=np.int64)
-    detected = np.full(pop.capacity, -1, dtype=np.int64)
-    honest_flag = np.zeros(pop.capacity, dtype=bool)
-    load = np.zeros(pop.capacity)
-    present_all_steady = np.zeros(pop.capacity, dtype=bool)
-    tasks_steady = mal_steady = bad_delivered = verified_tasks = 0
-    beh_steady = np.zeros(len(BEHAVIOURS) + 1, dtype=np.int64)
-    total_tasks = 0
-
-    def grow(size: int) -> None:
-        nonlocal first_bad, detected, honest_flag, load, present_all_steady
-        if size <= len(first_bad):
-            return
-        extra = size - len(first_bad) + 64
-        first_bad = np.concatenate([first_bad, np.full(extra, -1, dtype=np.int64)])
-        detected = np.concatenate([detected, np.full(extra, -1, dtype=np.int64)])
-        honest_flag = np.concatenate([honest_flag, np.zeros(extra, dtype=bool)])
-        load = np.concatenate([load, np.zeros(extra)])
-        present_all_steady = np.concatenate([present_all_steady, np.zeros(extra, dtype=bool)])
-
+    track = _Tracker(pop.capacity)
     for rnd in range(sc.rounds):
         now = START + rnd * sc.round_s
         # 1. joins
-        joiners: list[int] = []
-        if rnd == pop.sybil_round and pop.n_sybil:
-            for _ in range(pop.n_sybil):
-                joiners.append(pop.add_identity(SYBIL, pop.sybil_operator, pop.size, rnd))
-        due = [p for p in pop.pending if p[0] <= rnd]
-        pop.pending = [p for p in pop.pending if p[0] > rnd]
-        for _, device, operator in due:
-            joiners.append(pop.add_identity(WHITEWASHING, operator, device, rnd))
-        grow(pop.size)
-        for i in joiners:
-            beh = pop.behaviour[i]
-            net = "net-sybil" if beh == SYBIL else f"net-{pop.operator[i]}-{pop.device[i] // 20}"
-            hw = f"hw-sybil-{i % 4}" if beh == SYBIL else f"hw-{pop.device[i]}"
-            strat.register(i, int(pop.operator[i]), net, hw, now, False)
-            pop.active[i] = True
+        _join(pop, strat, rnd, now)
         size = pop.size
+        track.grow(size)
         active = pop.active[:size].copy()
         if rnd == steady_from:
-            present_all_steady[:size] = active & (pop.behaviour[:size] == HONEST)
-        # 2. placement
+            track.present_all_steady[:size] = active & (pop.behaviour[:size] == HONEST)
+        # 2. placement; exclusions since last round count as detections (or false positives)
         plan = strat.plan(sc.tasks_per_round, now, rng, active)
         in_service = plan.in_service[:size]
         mal_now = pop.malicious_now(rnd)
-        honest_now = ~mal_now
-        newly = (first_bad[:size] >= 0) & (detected[:size] < 0) & ~in_service
-        detected[:size][newly] = rnd
+        newly = (track.first_bad[:size] >= 0) & (track.detected[:size] < 0) & ~in_service
+        track.detected[:size][newly] = rnd
         if rnd >= steady_from:
-            honest_flag[:size] |= honest_now & active & ~in_service
-        # whitewashers leave once excluded
-        for i in np.flatnonzero(active & ~in_service & (pop.behaviour[:size] == WHITEWASHING)):
-            pop.active[i] = False
-            pop.left[i] = True
+            track.honest_flag[:size] |= ~mal_now & active & ~in_service
+        leaving = np.flatnonzero(active & ~in_service & (pop.behaviour[:size] == WHITEWASHING))
+        for j in leaving.tolist():
+            pop.active[j] = False  # whitewashers leave once excluded, and come back renamed
+            pop.left[j] = True
             pop.pending.append(
-                (rnd + sc.whitewash_delay_rounds + 1, int(pop.device[i]), int(pop.operator[i]))
+                (rnd + sc.whitewash_delay_rounds + 1, int(pop.device[j]), int(pop.operator[j]))
             )
+        # 3. tasks, verification, evidence back to the strategy
         picks = plan.picks
-        n = len(picks)
-        total_tasks += n
-        # 3. outcomes
+        track.total += len(picks)
         p_bad = pop.bad_probability(rnd)
-        fail_u = rng.random(n)
-        wrong = rng.random(n) < p_bad[picks]
-        verify = rng.random(n) < plan.share[picks]
-        visible = fail_u < sc.honest_failure_rate
-        kind_u = fail_u / max(sc.honest_failure_rate, 1e-12)
         colluding = np.isin(pop.behaviour[:size], COLLUDING)
-        cum = np.cumsum(plan.verifier_weight) if len(plan.verifiers) else np.zeros(0)
-        trust_map = plan.trust
-        idx_out: list[int] = []
-        code_out: list[int] = []
-        delivered_bad = np.zeros(n, dtype=bool)
-        vu = rng.random((n, 3))
-        for k in range(n):
-            i = int(picks[k])
-            if visible[k]:
-                idx_out.append(i)
-                code_out.append(
-                    FAILED if kind_u[k] < 0.5 else TIMEOUT if kind_u[k] < 0.8 else SLA_MISS
-                )
-                continue
-            if not verify[k] or len(plan.verifiers) == 0:
-                idx_out.append(i)
-                code_out.append(SUCCEEDED)
-                delivered_bad[k] = wrong[k]
-                continue
-            verified_tasks += 1
-            v = _pick_verifier(plan.verifiers, cum, float(vu[k, 0]), {i})
-            if v < 0:
-                idx_out.append(i)
-                code_out.append(SUCCEEDED)
-                delivered_bad[k] = wrong[k]
-                continue
-            v_wrong = bool(vu[k, 1] < p_bad[v])
-            d_i = ("bad-c" if colluding[i] else f"bad-{i}") if wrong[k] else "ok"
-            d_v = ("bad-c" if colluding[v] else f"bad-{v}") if v_wrong else "ok"
-            if d_i == d_v:
-                idx_out.append(i)
-                code_out.append(VERIFIED)
-                delivered_bad[k] = wrong[k]
-                continue
-            w = _pick_verifier(plan.verifiers, cum, float(vu[k, 2]), {i, v})
-            results = {f"{i}": d_i, f"{v}": d_v}
-            trust = {f"{i}": float(trust_map[i]), f"{v}": float(trust_map[v])}
-            if w >= 0:
-                w_wrong = bool(rng.random() < p_bad[w])
-                results[f"{w}"] = ("bad-c" if colluding[w] else f"bad-{w}") if w_wrong else "ok"
-                trust[f"{w}"] = float(trust_map[w])
-            verdict = decide_replicas(results, trust)
-            if not verdict.decided:
-                continue
-            for node in verdict.disagreeing:
-                idx_out.append(int(node))
-                code_out.append(WRONG)
-            if f"{i}" in verdict.agreeing:
-                idx_out.append(i)
-                code_out.append(VERIFIED)
-                delivered_bad[k] = verdict.majority_digest != "ok"
-        codes = np.asarray(code_out, dtype=np.int64)
-        blamed = np.asarray(idx_out, dtype=np.int64)[codes == WRONG] if len(codes) else codes
-        for i in blamed.tolist():
-            if first_bad[i] < 0:
-                first_bad[i] = rnd
-        quarantined = strat.outcomes(idx_out, code_out, now)
-        for i in quarantined:
-            if first_bad[i] >= 0 and detected[i] < 0:
-                detected[i] = rnd
+        idx_out, code_out, delivered_bad = _execute(sc, plan, p_bad, colluding, rng, track)
+        for i, code in zip(idx_out, code_out, strict=True):
+            if code == WRONG and track.first_bad[i] < 0:
+                track.first_bad[i] = rnd
+        for i in strat.outcomes(idx_out, code_out, now):  # quarantined now
+            if track.first_bad[i] >= 0 and track.detected[i] < 0:
+                track.detected[i] = rnd
             if not mal_now[i]:
-                honest_flag[i] = True
+                track.honest_flag[i] = True
         if rnd >= steady_from:
-            tasks_steady += n
-            mal_steady += int(mal_now[picks].sum())
-            bad_delivered += int(delivered_bad.sum())
-            load[:size] += np.bincount(picks, minlength=size)[:size]
-            beh_steady += np.bincount(
+            track.tasks_steady += len(picks)
+            track.malicious_steady += int(mal_now[picks].sum())
+            track.bad_delivered += int(delivered_bad.sum())
+            track.load[:size] += np.bincount(picks, minlength=size)[:size]
+            track.behaviour_tasks += np.bincount(
                 pop.behaviour[:size][picks[mal_now[picks]]], minlength=len(BEHAVIOURS) + 1
             )
         # 4. peer ratings, 5. recomputation
@@ -225,41 +256,51 @@ def run_strategy(
             strat.end_round(now)
         if progress is not None:
             progress(strategy, rnd + 1, sc.rounds)
+    return _metrics(sc, strategy, pop, strat, track, time.perf_counter() - started)
+
+
+def _metrics(
+    sc: Scenario,
+    strategy: str,
+    pop: Population,
+    strat: Strategy,
+    track: _Tracker,
+    elapsed_s: float,
+) -> StrategyMetrics:
     size = pop.size
-    ever_mal = pop.ever_malicious()
-    fb = first_bad[:size]
-    det = detected[:size]
-    mal_with_bad = ever_mal & (fb >= 0)
+    fb = track.first_bad[:size]
+    det = track.detected[:size]
+    mal_with_bad = pop.ever_malicious() & (fb >= 0)
     delays = np.where(det >= 0, det - fb, sc.rounds - fb)[mal_with_bad].astype(np.float64)
-    honest = pop.behaviour[:size] == HONEST
-    honest_like = honest | (pop.behaviour[:size] == TURNED)
-    fp_flags = honest_flag[:size] & honest_like
-    # (flags are only ever set while a node is honest: a turned node excluded after its turn is
-    # a detection, one excluded before it a false positive)
+    honest_like = (pop.behaviour[:size] == HONEST) | (pop.behaviour[:size] == TURNED)
+    # flags are only ever set while a node is honest: a turned node excluded after its turn
+    # is a detection, one excluded before it a false positive
+    fp = int((track.honest_flag[:size] & honest_like).sum())
     timings = np.asarray(strat.update_ns, dtype=np.float64) / 1000.0
     rec = np.asarray(strat.recompute_s, dtype=np.float64) * 1000.0
-    is_engine = isinstance(strat, EngineStrategy)
+    has_updates = isinstance(strat, EngineStrategy) and len(timings) > 0
+    steady = max(track.tasks_steady, 1)
     return StrategyMetrics(
         strategy=strategy,
-        tasks_steady=tasks_steady,
-        malicious_task_share=mal_steady / max(tasks_steady, 1),
-        bad_delivered_share=bad_delivered / max(tasks_steady, 1),
+        tasks_steady=track.tasks_steady,
+        malicious_task_share=track.malicious_steady / steady,
+        bad_delivered_share=track.bad_delivered / steady,
         detect_median_rounds=float(np.median(delays)) if len(delays) else None,
         detect_p90_rounds=float(np.percentile(delays, 90)) if len(delays) else None,
         detected=int(((det >= 0) & mal_with_bad).sum()),
         undetected=int(((det < 0) & mal_with_bad).sum()),
-        honest_fp_rate=float(fp_flags.sum()) / max(int(honest_like.sum()), 1),
-        honest_load_gini=gini(load[:size][present_all_steady[:size]]),
-        verified_share=verified_tasks / max(total_tasks, 1),
-        update_p50_us=float(np.percentile(timings, 50)) if is_engine and len(timings) else None,
-        update_p99_us=float(np.percentile(timings, 99)) if is_engine and len(timings) else None,
+        honest_fp_rate=fp / max(int(honest_like.sum()), 1),
+        honest_load_gini=gini(track.load[:size][track.present_all_steady[:size]]),
+        verified_share=track.verified / max(track.total, 1),
+        update_p50_us=float(np.percentile(timings, 50)) if has_updates else None,
+        update_p99_us=float(np.percentile(timings, 99)) if has_updates else None,
         recompute_mean_ms=float(rec.mean()) if len(rec) else None,
         recompute_max_ms=float(rec.max()) if len(rec) else None,
-        elapsed_s=time.perf_counter() - started,
+        elapsed_s=elapsed_s,
         malicious_share_by_behaviour={
-            name: int(beh_steady[k + 1]) / max(tasks_steady, 1)
+            name: int(track.behaviour_tasks[k + 1]) / steady
             for k, name in enumerate(BEHAVIOURS)
-            if beh_steady[k + 1]
+            if track.behaviour_tasks[k + 1]
         },
     )
 

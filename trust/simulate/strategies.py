@@ -352,6 +352,8 @@ class EigenTrustStrategy:
         self.recompute_s.append(time.perf_counter() - t0)
 
 
-STRATEGIES = {
+Strategy = EngineStrategy | NoTrustStrategy | BetaStrategy | EigenTrustStrategy
+
+STRATEGIES: dict[str, type[Strategy]] = {
     s.name: s for s in (EngineStrategy, NoTrustStrategy, BetaStrategy, EigenTrustStrategy)
 }

@@ -9,6 +9,7 @@ Placement helpers (:func:`plan_placement`), adaptive verification
 functions. The attack simulator lives in :mod:`trust.simulate`.
 """
 
+from trust.adapters import from_ear, from_eve_alert
 from trust.config import DEFAULT_IDS_SEVERITY_WEIGHTS, DEFAULT_WEIGHTS, EngineConfig
 from trust.engine import ScoreArrays, TrustEngine
 from trust.errors import (
@@ -102,6 +103,8 @@ __all__ = [
     "explain",
     "from_attestation_result",
     "from_capacity_check",
+    "from_ear",
+    "from_eve_alert",
     "from_ids_alert",
     "from_peer_feedback",
     "from_task_outcome",

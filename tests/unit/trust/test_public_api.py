@@ -44,6 +44,8 @@ EXPECTED = {
     "explain",
     "from_attestation_result",
     "from_capacity_check",
+    "from_ear",
+    "from_eve_alert",
     "from_ids_alert",
     "from_peer_feedback",
     "from_task_outcome",

@@ -7,6 +7,38 @@ subjective-logic opinion per node with exponential decay. Scores come out as fro
 Placement helpers (:func:`plan_placement`), adaptive verification
 (:func:`verification_share`, :func:`decide_replicas`) and EigenTrust propagation are plain
 functions. The attack simulator lives in :mod:`trust.simulate`.
+
+Wiring, as the scheduler does it (every refused item is counted, never raised)::
+
+    >>> import trust
+    >>> now = 1_800_000_000.0
+    >>> engine = trust.TrustEngine(clock=lambda: now)
+    >>> reg = engine.register_node("gpu-1", operator="acme", network="10.1.2.0/24")
+    >>> ear = trust.from_attestation_result(
+    ...     evidence_id="ear-1", node_id="gpu-1", status="affirming", observed_at=now,
+    ...     verifier="verifier")
+    >>> engine.ingest(ear, authenticated=True).accepted
+    True
+    >>> engine.score("gpu-1").trusted        # a newcomer is uncertain, never trusted
+    False
+    >>> for k in range(10):
+    ...     outcome = trust.from_task_outcome(
+    ...         evidence_id=f"task-{k}", node_id="gpu-1", outcome="succeeded", verified=True,
+    ...         observed_at=now, scheduler="scheduler")
+    ...     _ = engine.ingest(outcome, authenticated=True)
+    >>> round(engine.score("gpu-1").score, 3), engine.score("gpu-1").trusted
+    (0.923, True)
+    >>> bad = trust.from_task_outcome(
+    ...     evidence_id="task-x", node_id="gpu-1", outcome="wrong_result", verified=True,
+    ...     observed_at=now, scheduler="scheduler")
+    >>> result = engine.ingest(bad, authenticated=True)
+    >>> result.quarantine is not None         # the scheduler quarantines, then tells us
+    True
+    >>> engine.quarantine("gpu-1")
+    >>> [g.code for g in engine.score("gpu-1").gates]
+    ['trust.gate.quarantined']
+    >>> engine.ingest(bad, authenticated=True).reason.value
+    'replayed'
 """
 
 from trust.adapters import from_ear, from_eve_alert

@@ -279,3 +279,21 @@ def test_restore_feedback_feeds_the_next_recompute(engine: TrustEngine) -> None:
         engine.restore_feedback(["zz"], ["n0"], np.array([1.0]), np.array([T0]))
     with pytest.raises(TrustError):
         engine.restore_feedback(["n0"], ["n1"], np.array([3.0]), np.array([T0]))
+
+
+def test_restart_by_reingesting_stored_evidence(clock: FakeClock, engine: TrustEngine) -> None:
+    """The scheduler's restart path: re-register, re-ingest stored evidence, re-apply
+    quarantines. Lazy decay makes the result independent of re-ingestion order and time."""
+    stored = [ev("n0", EvidenceKind.TASK_VERIFIED, T0 - 100.0 * k) for k in range(10)]
+    stored += [ev("n0", EvidenceKind.TASK_FAILED, T0 - 50.0), attest("n0", T0 - 10.0)]
+    for item in stored:
+        engine.ingest(item, authenticated=True)
+    clock.now = T0 + 1800.0
+    fresh = TrustEngine(engine.config, clock=clock)
+    fresh.register_node("n0", operator="acme")
+    fresh.ingest(attest("n0", T0), authenticated=True)  # the fixture's enrollment attestation
+    for item in reversed(stored):
+        assert fresh.ingest(item, authenticated=True).accepted
+    a, b = engine.opinion("n0"), fresh.opinion("n0")
+    assert a.belief == pytest.approx(b.belief, rel=1e-9)
+    assert a.disbelief == pytest.approx(b.disbelief, rel=1e-9)

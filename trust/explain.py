@@ -60,11 +60,17 @@ class TrustScore:
     top_evidence: tuple[EvidenceContribution, ...]
     path_back: tuple[str, ...]
 
+    @property
+    def score_per_mille(self) -> int:
+        """The score as an integer in 0..1000 (Cedar has no floats)."""
+        return max(0, min(1000, round(self.score * 1000)))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "node_id": self.node_id,
             "at": self.at,
             "score": self.score,
+            "score_per_mille": self.score_per_mille,
             "opinion": self.opinion.to_dict(),
             "trusted": self.trusted,
             "placeable": self.placeable,

@@ -156,6 +156,7 @@ def test_explanation_lists_top_evidence_and_path_back(engine: TrustEngine) -> No
     assert "node n0" in text and "the-failure" in text and "path back" in text
     d = s.to_dict()
     assert d["node_id"] == "n0" and d["top_evidence"] and d["opinion"]["uncertainty"] > 0
+    assert d["score_per_mille"] == round(s.score * 1000)
 
 
 def test_path_back_count_is_right(engine: TrustEngine) -> None:

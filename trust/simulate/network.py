@@ -52,7 +52,6 @@ class Population:
         self.offset = np.zeros(cap, dtype=np.int64)
         self.turn_round = np.full(cap, np.iinfo(np.int64).max, dtype=np.int64)
         self.active = np.zeros(cap, dtype=bool)
-        self.left = np.zeros(cap, dtype=bool)
         self.pretrusted = np.zeros(cap, dtype=bool)
         # Initial identities: honest first, then malicious by behaviour (sybils join later).
         codes = [HONEST] * (n - n_mal)
@@ -92,7 +91,7 @@ class Population:
                 arr = getattr(self, name)
                 fill = np.iinfo(np.int64).max if name == "turn_round" else 0
                 setattr(self, name, np.concatenate([arr, np.full(grow, fill, dtype=np.int64)]))
-            for name in ("active", "left", "pretrusted"):
+            for name in ("active", "pretrusted"):
                 arr = getattr(self, name)
                 setattr(self, name, np.concatenate([arr, np.zeros(grow, dtype=bool)]))
             self.capacity += grow

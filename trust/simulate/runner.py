@@ -222,7 +222,6 @@ def run_strategy(
         leaving = np.flatnonzero(active & ~in_service & (pop.behaviour[:size] == WHITEWASHING))
         for j in leaving.tolist():
             pop.active[j] = False  # whitewashers leave once excluded, and come back renamed
-            pop.left[j] = True
             pop.pending.append(
                 (rnd + sc.whitewash_delay_rounds + 1, int(pop.device[j]), int(pop.operator[j]))
             )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 
 import pytest
 
@@ -56,6 +55,3 @@ def attest(node: str, at: float = T0) -> Evidence:
 def feed(engine: TrustEngine, node: str, kind: EvidenceKind, n: int, at: float = T0) -> None:
     for _ in range(n):
         assert engine.ingest(ev(node, kind, at), authenticated=True).accepted
-
-
-Feeder = Callable[[TrustEngine, str, EvidenceKind, int], None]

@@ -3,9 +3,10 @@
 Nodes fall in three pools. *Trusted*: placeable, score >= trust threshold and uncertainty <=
 its maximum. *Exploring*: placeable, not trusted, and score >= explore floor or uncertainty
 >= ``explore_uncertainty`` (newcomers and nodes still being learned). Everything else gets no
-task. Up to ``exploration_share`` of the tasks go to exploring nodes as single probe tasks,
-each node with probability ``min(1, weight)`` scaled to the budget (a Sybil burst shares one
-node's weight, so it cannot flood the exploration budget). The rest go to trusted nodes by
+task. Up to ``exploration_share`` of the tasks (stochastically rounded, so one-at-a-time
+placement keeps the share) go to exploring nodes as single probe tasks, each node with a
+probability proportional to its weight and at most ``min(1, weight)`` (a Sybil burst shares
+one node's weight, so it cannot flood the exploration budget). The rest go to trusted nodes by
 systematic sampling proportional to score: every trusted node gets the floor or ceiling of its
 fair share, never "always the top", so honest load stays balanced. Tasks beyond the trusted
 nodes' capacity (``max_tasks_per_node``; at bootstrap, when no node is trusted yet, all of

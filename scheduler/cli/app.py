@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from scheduler.cli import audit_cmd, ids_cmd, ids_scenarios_cmd, policy_cmd, trust_cmd
 from scheduler.cli.core_cmd import admin_app, node_app, task_app, tenant_app
 from scheduler.cli.deploy_cmd import demo, up
 
@@ -20,6 +21,11 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(task_app, name="task")
 app.add_typer(node_app, name="node")
 app.add_typer(admin_app, name="admin")
+app.add_typer(audit_cmd.app, name="audit", help="Verify provenance bundles offline.")
+app.add_typer(policy_cmd.app, name="policy", help="Validate, test and check Cedar policies.")
+app.add_typer(trust_cmd.app, name="trust", help="Trust engine: simulate attacks.")
+app.add_typer(ids_cmd.app, name="ids", help="Intrusion detection: scan pcaps, run a sensor.")
+app.add_typer(ids_scenarios_cmd.app, name="ids-scenarios", help="Generate labelled attack pcaps.")
 
 
 @app.command()

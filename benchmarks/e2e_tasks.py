@@ -1,12 +1,19 @@
-"""End-to-end task throughput: submit -> succeeded with local agents running `true`.
+"""End-to-end task benchmark: submit -> succeeded with local agents running `true`.
 
-Starts a real `cntrust up` (API + N agent processes) on a fresh data dir, then a
-load generator in this process submits tasks with several concurrent clients,
-records each submit's latency, and waits until every task has succeeded.
+Starts a real `cntrust up` (API + N agent processes) on a fresh data dir, then
+measures in two phases:
 
-    python benchmarks/e2e_tasks.py --tasks 3000 --concurrency 16
+1. throughput (closed loop): `--concurrency` clients submit `--tasks` tasks as
+   fast as they are answered; tasks/s is counted from the first submit until
+   every task has succeeded;
+2. latency (open loop): tasks arrive at a fixed `--rate` per second for
+   `--seconds`, whatever the answers; submit latency p50/p99 is measured at
+   that offered load (a closed loop would only measure its own queue: by
+   Little's law 16 clients at 200/s wait 80 ms on average by construction).
 
-Prints tasks/s end to end and submit latency p50/p99 (JSON with --json).
+    python benchmarks/e2e_tasks.py --tasks 3000 --concurrency 16 --rate 200
+
+Prints the figures (JSON with --json), with server and agent CPU per task.
 """
 
 from __future__ import annotations
@@ -51,7 +58,66 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(tasks: int, concurrency: int, nodes: int, env: dict[str, str]) -> dict[str, object]:
+def wait_finished(url: str, admin: dict[str, str], total: int, timeout: float = 600) -> None:
+    deadline = time.perf_counter() + timeout
+    while True:
+        stats = httpx.get(url + "/v1/stats", headers=admin).json()["tasks_by_state"]
+        if stats.get("succeeded", 0) + stats.get("failed", 0) >= total:
+            return
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"timed out with {stats}")
+        time.sleep(0.05)
+
+
+def open_loop(
+    url: str, token: str, admin: dict[str, str], rate: float, seconds: float
+) -> dict[str, object]:
+    """Submit at a fixed arrival rate; measure submit latency at that load."""
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    slots = threading.Semaphore(64)  # at most 64 requests in flight
+    clients = threading.local()
+
+    def one(due: float) -> None:
+        client = getattr(clients, "c", None)
+        if client is None:
+            client = clients.c = httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            )
+        try:
+            resp = client.post("/v1/tasks", json={"command": ["true"]})
+            dt = time.perf_counter() - due  # from the scheduled arrival: no coordinated omission
+            if resp.status_code == 201:
+                with lock:
+                    latencies.append(dt)
+        finally:
+            slots.release()
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        for i in range(total):
+            due = start + i / rate
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            slots.acquire()
+            pool.submit(one, due)
+    wait_finished(url, admin, total)
+    return {
+        "offered_rate_per_s": rate,
+        "open_loop_tasks": total,
+        "open_loop_completed": len(latencies),
+        "submit_p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "submit_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+    }
+
+
+def run(
+    tasks: int, concurrency: int, nodes: int, env: dict[str, str], rate: float, seconds: float
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="cntrust-bench-") as tmp:
         dep = UpProcess(Path(tmp) / "data", nodes=nodes, env=env).start()
         try:
@@ -66,6 +132,7 @@ def run(tasks: int, concurrency: int, nodes: int, env: dict[str, str]) -> dict[s
                     raise RuntimeError("agents did not come online")
                 time.sleep(0.1)
             token = dep.token("tenant", "bench", ttl_s=3600)
+            latency = open_loop(dep.url, token, admin, rate, seconds)
             latencies: list[float] = []
             errors = 0
             lock = threading.Lock()
@@ -96,15 +163,10 @@ def run(tasks: int, concurrency: int, nodes: int, env: dict[str, str]) -> dict[s
                 t.join()
             submitted = time.perf_counter()
             total = per_worker * concurrency
-            while True:
-                stats = httpx.get(dep.url + "/v1/stats", headers=admin).json()["tasks_by_state"]
-                finished = stats.get("succeeded", 0) + stats.get("failed", 0)
-                if finished >= total - errors:
-                    break
-                if time.perf_counter() - start > 600:
-                    raise RuntimeError(f"timed out with {stats}")
-                time.sleep(0.05)
+            base = int(rate * seconds)  # tasks of the latency phase, already finished
+            wait_finished(dep.url, admin, base + total - errors)
             end = time.perf_counter()
+            stats = httpx.get(dep.url + "/v1/stats", headers=admin).json()["tasks_by_state"]
             cpu1 = cpu_seconds(dep.proc.pid), sum(cpu_seconds(p) for p in agent_pids)
             return {
                 "tasks": total,
@@ -114,8 +176,9 @@ def run(tasks: int, concurrency: int, nodes: int, env: dict[str, str]) -> dict[s
                 "nodes": nodes,
                 "tasks_per_s_end_to_end": round(total / (end - start), 1),
                 "submits_per_s": round(total / (submitted - start), 1),
-                "submit_p50_ms": round(statistics.median(latencies) * 1000, 2),
-                "submit_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+                "closed_loop_submit_p50_ms": round(statistics.median(latencies) * 1000, 2),
+                "closed_loop_submit_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+                **latency,
                 "server_cpu_ms_per_task": round((cpu1[0] - cpu0[0]) / total * 1000, 2),
                 "agents_cpu_ms_per_task": round((cpu1[1] - cpu0[1]) / total * 1000, 2),
                 "database": "postgresql" if env.get("CNTRUST_DATABASE_URL") else "sqlite",
@@ -131,11 +194,13 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=200.0, help="open-loop arrivals/s")
+    parser.add_argument("--seconds", type=float, default=10.0, help="open-loop duration")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     env = {"CNTRUST_DATABASE_URL": args.database_url} if args.database_url else {}
-    result = run(args.tasks, args.concurrency, args.nodes, env)
+    result = run(args.tasks, args.concurrency, args.nodes, env, args.rate, args.seconds)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -382,6 +382,15 @@ def expire_nodes(session: Session, now: float, timeout_s: float) -> list[str]:
     return requeued
 
 
+def _could_fit_somewhere(task: Task, nodes: Sequence[Node]) -> bool:
+    """A cheap necessary condition for placement (the fit filter's CPU and memory part)."""
+    return any(
+        n.cpu_cores - n.cpu_used + 1e-9 >= task.cpu
+        and n.memory_mb - n.memory_used_mb >= task.memory_mb
+        for n in nodes
+    )
+
+
 def place_pending(
     session: Session, now: float, pipeline: PlacementPipeline, limit: int = 500
 ) -> list[Transition]:
@@ -407,6 +416,8 @@ def place_pending(
         )
         placed_in_chunk = 0
         for task in chunk:
+            if not _could_fit_somewhere(task, nodes):
+                continue  # no node has the free CPU and memory: skip the full pipeline
             result = try_place(session, task, now, pipeline, nodes)
             if result.node_id is not None:
                 placed.append(Transition(task.id, result.node_id, TaskState.PLACED))

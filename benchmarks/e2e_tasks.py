@@ -66,7 +66,7 @@ def wait_finished(url: str, admin: dict[str, str], total: int, timeout: float = 
             return
         if time.perf_counter() > deadline:
             raise RuntimeError(f"timed out with {stats}")
-        time.sleep(0.05)
+        time.sleep(0.2)
 
 
 def open_loop(

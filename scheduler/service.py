@@ -35,6 +35,8 @@ T = TypeVar("T")
 
 ROLE_CLAIM = "cntrust_role"
 SERVICE_TOKEN_MAX = timedelta(minutes=15)
+VERIFIED_CACHE_SIZE = 10_000
+VERIFIED_CACHE_TTL_S = 30.0
 
 
 class Service:
@@ -57,6 +59,7 @@ class Service:
             self.keyset.verification_keys, settings.issuer, settings.audience, clock
         )
         self.authorizer: Authorizer = authorizer or BuiltinAuthorizer()
+        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
         self.pipeline = pipeline or PlacementPipeline()
         self.telemetry = Telemetry(
             "cntrust-scheduler",
@@ -83,14 +86,30 @@ class Service:
         """Bearer token -> principal; raises Unauthorized (never says why beyond a code)."""
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("a bearer token is required")
-        try:
-            claims = self.verifier.verify(authorization[7:].strip())
-        except TokenVerificationError as exc:
-            raise Unauthorized(f"token refused: {exc.reason}", reason=exc.reason) from exc
+        token = authorization[7:].strip()
+        now = self.clock()
+        cached = self._verified.get(token)
+        if cached is not None and cached[0] > now:
+            claims = cached[1]
+        else:
+            try:
+                claims = self.verifier.verify(token)
+            except TokenVerificationError as exc:
+                self._verified.pop(token, None)
+                raise Unauthorized(f"token refused: {exc.reason}", reason=exc.reason) from exc
+            self._remember(token, claims, now)
         role = claims.get(ROLE_CLAIM)
         if not isinstance(role, str):
             raise Unauthorized("token carries no role", reason="missing_claim")
         return Principal(role=role, name=str(claims["sub"]), claims=claims)
+
+    def _remember(self, token: str, claims: dict[str, Any], now: float) -> None:
+        """Cache a verified token for a short while (never past its exp), so agents and
+        clients that reuse a token skip the signature check on every request."""
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))
+        until = min(float(claims["exp"]), now + VERIFIED_CACHE_TTL_S)
+        self._verified[token] = (until, claims)
 
     def authorize(self, principal: Principal, action: str, resource: Resource) -> AuthzDecision:
         return authorize(self.authorizer, principal, action, resource)

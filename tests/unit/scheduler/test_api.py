@@ -268,3 +268,13 @@ def test_spans_carry_task_ids_and_share_a_trace(api, service):
     ]
     assert {s.name for s in spans} == {"task.submit", "task.place", "task.report"}
     assert all(s.attributes["cntrust.task_id"] == task["id"] for s in spans)
+
+
+def test_a_cached_token_still_expires(api, service, clock):
+    alice = add_tenant(api, service, "alice")
+    assert api.get("/v1/tasks", headers=alice).status_code == 200  # verified and cached
+    clock.advance(25)
+    assert api.get("/v1/tasks", headers=alice).status_code == 200  # served from the cache
+    clock.advance(3600)
+    resp = api.get("/v1/tasks", headers=alice)
+    assert resp.status_code == 401 and resp.json()["reason"] == "expired"

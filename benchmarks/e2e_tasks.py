@@ -58,6 +58,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+WARMUP_S = 2.0
+
+
 def wait_finished(url: str, admin: dict[str, str], total: int, timeout: float = 600) -> None:
     deadline = time.perf_counter() + timeout
     while True:
@@ -72,9 +75,16 @@ def wait_finished(url: str, admin: dict[str, str], total: int, timeout: float = 
 def open_loop(
     url: str, token: str, admin: dict[str, str], rate: float, seconds: float
 ) -> dict[str, object]:
-    """Submit at a fixed arrival rate; measure submit latency at that load."""
-    total = int(rate * seconds)
+    """Submit at a fixed arrival rate; measure submit latency at that load.
+
+    The first WARMUP_S seconds run at the same rate but are not measured: they
+    start the client threads and their connections (64 fresh httpx clients
+    take ~0.3 s of this process's CPU, which would be charged to the server).
+    """
+    measured_from = WARMUP_S
+    total = int(rate * (seconds + WARMUP_S))
     latencies: list[float] = []
+    timeline: list[tuple[float, float]] = []
     lock = threading.Lock()
     slots = threading.Semaphore(64)  # at most 64 requests in flight
     clients = threading.local()
@@ -88,9 +98,10 @@ def open_loop(
         try:
             resp = client.post("/v1/tasks", json={"command": ["true"]})
             dt = time.perf_counter() - due  # from the scheduled arrival: no coordinated omission
-            if resp.status_code == 201:
+            if resp.status_code == 201 and due - start >= measured_from:
                 with lock:
                     latencies.append(dt)
+                    timeline.append((due - start, dt))
         finally:
             slots.release()
 
@@ -106,9 +117,12 @@ def open_loop(
             slots.acquire()
             pool.submit(one, due)
     wait_finished(url, admin, total)
+    if os.environ.get("CNTRUST_BENCH_TIMELINE"):
+        for at, dt in sorted(timeline):
+            print(f"{at:8.3f} {dt * 1000:8.1f}", file=sys.stderr)
     return {
         "offered_rate_per_s": rate,
-        "open_loop_tasks": total,
+        "open_loop_tasks": len(latencies),
         "open_loop_completed": len(latencies),
         "submit_p50_ms": round(statistics.median(latencies) * 1000, 2),
         "submit_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
@@ -163,7 +177,7 @@ def run(
                 t.join()
             submitted = time.perf_counter()
             total = per_worker * concurrency
-            base = int(rate * seconds)  # tasks of the latency phase, already finished
+            base = int(rate * (seconds + WARMUP_S))  # the latency phase's, already finished
             wait_finished(dep.url, admin, base + total - errors)
             end = time.perf_counter()
             stats = httpx.get(dep.url + "/v1/stats", headers=admin).json()["tasks_by_state"]

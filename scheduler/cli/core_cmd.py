@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -86,6 +87,24 @@ def admin_token(
     if lifetime.total_seconds() > 12 * 3600:
         fail("admin tokens live at most 12h")
     typer.echo(with_local(data_dir, lambda s: s.issue_token("admin", "admin", lifetime)))
+
+
+def _call_api(
+    server: str,
+    token: str,
+    fetch: Callable[[Any], Any],
+    json_out: bool,
+    render: Callable[[Any], Any],
+) -> None:
+    """Call the API, then print JSON (--json) or the human rendering."""
+    from scheduler.client import Client
+
+    with api_errors(), Client(server, token) as client:
+        result = fetch(client)
+    if json_out:
+        print_json(result)
+    else:
+        console.print(render(result))
 
 
 # -- tasks ------------------------------------------------------------------------
@@ -171,14 +190,7 @@ def task_list(
     json_out: JsonOut = False,
 ) -> None:
     """List tasks (tenants see their own)."""
-    from scheduler.client import Client
-
-    with api_errors(), Client(server, token) as client:
-        tasks = client.tasks(state=state, limit=limit)
-    if json_out:
-        print_json(tasks)
-    else:
-        console.print(_task_table(tasks))
+    _call_api(server, token, lambda c: c.tasks(state=state, limit=limit), json_out, _task_table)
 
 
 @task_app.command("cancel")
@@ -186,14 +198,13 @@ def task_cancel(
     task_id: str, server: Server = DEFAULT_SERVER, token: Token = "", json_out: JsonOut = False
 ) -> None:
     """Cancel a task."""
-    from scheduler.client import Client
-
-    with api_errors(), Client(server, token) as client:
-        task = client.cancel(task_id)
-    if json_out:
-        print_json(task)
-    else:
-        console.print(f"task [bold]{task['id']}[/] {task['state']}")
+    _call_api(
+        server,
+        token,
+        lambda c: c.cancel(task_id),
+        json_out,
+        lambda task: f"task [bold]{task['id']}[/] {task['state']}",
+    )
 
 
 # -- nodes ------------------------------------------------------------------------
@@ -219,14 +230,7 @@ def node_list(
     server: Server = DEFAULT_SERVER, token: Token = "", json_out: JsonOut = False
 ) -> None:
     """List nodes."""
-    from scheduler.client import Client
-
-    with api_errors(), Client(server, token) as client:
-        nodes = client.nodes()
-    if json_out:
-        print_json(nodes)
-    else:
-        console.print(_node_table(nodes))
+    _call_api(server, token, lambda c: c.nodes(), json_out, _node_table)
 
 
 @node_app.command("show")
@@ -234,14 +238,7 @@ def node_show(
     node_id: str, server: Server = DEFAULT_SERVER, token: Token = "", json_out: JsonOut = False
 ) -> None:
     """Show one node."""
-    from scheduler.client import Client
-
-    with api_errors(), Client(server, token) as client:
-        node = client.node(node_id)
-    if json_out:
-        print_json(node)
-    else:
-        console.print(_node_table([node]))
+    _call_api(server, token, lambda c: c.node(node_id), json_out, lambda n: _node_table([n]))
 
 
 @node_app.command("token")

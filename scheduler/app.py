@@ -213,7 +213,6 @@ def create_app(service: Service) -> FastAPI:
             )
             tel.placement_latency.record((time.perf_counter() - started) * 1000)
             if placement is not None:
-                tel.transitions.add(1, {"state": saved.state.value})
                 with tel.span("task.place", saved.trace_parent, task_id=saved.id) as pspan:
                     pspan.set_attribute("cntrust.node_id", placement.node_id or "")
                     pspan.set_attribute("cntrust.reason", placement.reason)
@@ -361,7 +360,6 @@ def create_app(service: Service) -> FastAPI:
                 )
                 continue
             task = result
-            service.telemetry.transitions.add(1, {"state": task.state.value})
             with service.telemetry.span(
                 "task.report", task.trace_parent, task_id=task.id, node_id=who.name
             ) as span:
@@ -393,17 +391,12 @@ def create_app(service: Service) -> FastAPI:
     def stats(who: Caller) -> dict[str, object]:
         service.authorize(who, "task.list", Resource("task"))
         with service.read() as session:
-            by_state = dict(
-                session.exec(select(Task.state, func.count()).group_by(Task.state)).all()
-            )
             tenants = session.exec(select(func.count()).select_from(Tenant)).one()
         return {
             "requests": dict(sorted(requests.counts.items())),
             "commit_batches": service.committer.batches,
             "commit_operations": service.committer.operations,
-            "tasks_by_state": {
-                str(k.value if hasattr(k, "value") else k): v for k, v in by_state.items()
-            },
+            "tasks_by_state": service.tasks_by_state(),
             "tenants": tenants,
         }
 

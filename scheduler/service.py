@@ -67,6 +67,17 @@ class Service:
             otlp_endpoint=settings.otlp_endpoint,
         )
 
+        self.telemetry.tasks_by_state = self.tasks_by_state
+
+    def tasks_by_state(self) -> dict[str, int]:
+        from sqlmodel import func, select
+
+        from scheduler.models import Task
+
+        with self.read() as session:
+            rows = session.exec(select(Task.state, func.count()).group_by(Task.state)).all()
+        return {str(getattr(state, "value", state)): int(count) for state, count in rows}
+
     # -- writes -------------------------------------------------------------
     async def write(self, op: Callable[[Session], T]) -> T:
         """Run a write durably via the group committer; returns after commit."""

@@ -28,7 +28,13 @@ from scheduler.models import (
     TaskState,
     Tenant,
 )
-from scheduler.placement import NodeView, PlacementPipeline, PlacementResult, TaskRequest
+from scheduler.placement import (
+    Exclusion,
+    NodeView,
+    PlacementPipeline,
+    PlacementResult,
+    TaskRequest,
+)
 
 _NODES_KEY = "cntrust.online_nodes"
 
@@ -196,7 +202,12 @@ def try_place(
 ) -> PlacementResult:
     """Place an admitted task if a node fits; otherwise leave it admitted with the reason."""
     candidates = list(nodes) if nodes is not None else online_nodes(session)
-    result = pipeline.place(task_request(task), [node_view(n) for n in candidates])
+    if candidates and not _could_fit_somewhere(task, candidates):
+        # the cluster is full for this task: say so without running every filter
+        free = f"{task.cpu:g} CPU and {task.memory_mb} MB free"
+        result = PlacementResult(None, (), (Exclusion("*", "fit", f"no online node has {free}"),))
+    else:
+        result = pipeline.place(task_request(task), [node_view(n) for n in candidates])
     if result.node_id is None:
         if task.reason != result.reason:
             task.reason = result.reason

@@ -64,10 +64,13 @@ def generate(
 def score(
     directory: Annotated[Path, typer.Argument(help="Directory written by `generate`.")],
 ) -> None:
-    """Run the perimeter detectors on each scenario pcap and print recall/precision."""
+    """Run the detectors (and the rule engine where a scenario needs rules) on each
+    scenario pcap and print recall/precision against the answer key."""
     from rich.console import Console
     from rich.table import Table
 
+    from ids.engine import scan_pcap
+    from ids.errors import IdsError
     from ids.layers import LayersError, PerimeterConfig, PerimeterSensor
     from ids.scenarios import score_detections
 
@@ -79,21 +82,22 @@ def score(
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise _fail(f"cannot read answer key {key_path}: {exc}") from exc
     alerts = {}
-    skipped = {}
     for entry in scenarios:
-        if entry.get("needs_rule_engine"):
-            skipped[entry["name"]] = "needs the rule engine (cntrust ids scan)"
-            continue
-        sensor = PerimeterSensor(PerimeterConfig(node_ips=inventory))
+        pcap = directory / entry["pcap"]
         try:
-            alerts[entry["name"]] = sensor.observe_pcap(directory / entry["pcap"])
-        except (OSError, LayersError) as exc:
+            if entry.get("needs_rule_engine"):  # content rules: the perimeter rule engine
+                rules = (directory / "scenario.rules").read_text()
+                alerts[entry["name"]] = [
+                    e for e in scan_pcap(str(pcap), rules) if e.get("event_type") == "alert"
+                ]
+            else:
+                sensor = PerimeterSensor(PerimeterConfig(node_ips=inventory))
+                alerts[entry["name"]] = sensor.observe_pcap(pcap)
+        except (OSError, LayersError, IdsError) as exc:
             raise _fail(f"cannot read {entry['pcap']}: {exc}") from exc
     table = Table(title="perimeter detectors vs answer key")
     for col in ("scenario", "recall", "precision", "alerts"):
         table.add_column(col)
     for name, result in score_detections(alerts, key).items():
         table.add_row(name, f"{result.recall:.2f}", f"{result.precision:.2f}", str(result.alerts))
-    for name, why in skipped.items():
-        table.add_row(name, "-", "-", f"skipped: {why}")
     Console().print(table)

@@ -53,3 +53,15 @@ def test_bad_input_exits_2_without_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 2
     result = runner.invoke(app, ["score", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "cannot read answer key" in result.output
+
+
+def test_score_runs_the_rule_engine_for_the_exploit_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "scen"
+    made = runner.invoke(
+        app, ["generate", "--out", str(out), "--seed", "2", "--scenario", "exploit_payload"]
+    )
+    assert made.exit_code == 0, made.output
+    scored = runner.invoke(app, ["score", str(out)], env={"COLUMNS": "200"})
+    assert scored.exit_code == 0, scored.output
+    row = next(line for line in scored.output.splitlines() if "exploit_payload" in line)
+    assert row.count("1.00") == 2 and "skipped" not in row

@@ -42,8 +42,9 @@ def _load(directory: Path | None) -> Any:
 
 @app.command()
 def validate(
-    directory: Path = typer.Argument(
-        ..., help="Directory with one *.cedarschema.json and *.cedar files."
+    directory: Path | None = typer.Argument(
+        None,
+        help="Directory with one *.cedarschema.json and *.cedar files (default: the shipped pack).",
     ),
 ) -> None:
     """Validate a policy set against its schema; report every problem at once."""
@@ -58,11 +59,14 @@ def validate(
 
 @app.command("test")
 def test_cmd(
-    directory: Path = typer.Argument(..., help="Policy directory with a cases/ folder."),
+    directory: Path | None = typer.Argument(
+        None, help="Policy directory with a cases/ folder (default: the shipped pack)."
+    ),
 ) -> None:
     """Run the case files in DIR/cases against the set in DIR."""
-    from policies import PolicyCaseError, run_policy_tests
+    from policies import PolicyCaseError, default_policy_dir, run_policy_tests
 
+    directory = directory or default_policy_dir()
     policy_set = _load(directory)
     try:
         results = run_policy_tests(directory, policy_set=policy_set)

@@ -75,7 +75,10 @@ def _table(report: SimulationReport) -> None:
 @app.command()
 def simulate(
     scenario: Annotated[
-        Path, typer.Option("--scenario", help="scenario JSON file (see trust/scenarios/)")
+        Path,
+        typer.Option(
+            "--scenario", help="scenario JSON file, or a bundled name (`cntrust trust scenarios`)"
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     strategies: Annotated[
@@ -87,9 +90,12 @@ def simulate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from trust.errors import ScenarioError
-    from trust.simulate import ALL_STRATEGIES, load_scenario
+    from trust.simulate import ALL_STRATEGIES, bundled_scenarios, load_scenario
     from trust.simulate import simulate as run
 
+    bundled = bundled_scenarios()
+    if not scenario.exists() and str(scenario) in bundled:
+        scenario = Path(bundled[str(scenario)])
     try:
         sc = load_scenario(scenario)
     except ScenarioError as exc:

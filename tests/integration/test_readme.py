@@ -67,5 +67,7 @@ def test_tour_runs_as_written(tmp_path, database_url):
         )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "succeeded" in proc.stdout and "gpu-box-1" in proc.stdout
+        assert "CNTRUST SCENARIO" in proc.stdout and "engine targets: all met" in proc.stdout
+        assert "58 passed, 0 failed" in proc.stdout
     finally:
         up.stop()

@@ -44,7 +44,7 @@ class AgentConfig:
 
 
 class AgentError(Exception):
-    pass
+    """The agent cannot work: refused registration or no saved state."""
 
 
 class Agent:

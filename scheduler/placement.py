@@ -77,7 +77,6 @@ class Filter(Protocol):
 
     def __call__(self, task: TaskRequest, node: NodeView) -> str | None:
         """Return a reason to exclude ``node``, or None to keep it."""
-        ...
 
 
 class Ranker(Protocol):
@@ -85,7 +84,6 @@ class Ranker(Protocol):
 
     def __call__(self, task: TaskRequest, node: NodeView) -> float:
         """Return a score contribution (higher is better)."""
-        ...
 
 
 class FitFilter:

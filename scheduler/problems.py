@@ -165,4 +165,4 @@ class BodyLimit:
 
 
 class _TooLarge(Exception):
-    pass
+    """Raised inside the app's receive() once the body passes the limit."""

@@ -175,11 +175,9 @@ def _is_ca(cert: x509.Certificate) -> bool:
         exts = cert.extensions
     except X509_PARSE_ERRORS as exc:
         raise _err(f"malformed extensions: {exc}", "malformed", 1, cert) from exc
-    try:
-        if exts.get_extension_for_class(x509.BasicConstraints).value.ca:
-            return True
-    except x509.ExtensionNotFound:
-        pass
+    basic = next((e for e in exts if isinstance(e.value, x509.BasicConstraints)), None)
+    if basic is not None and basic.value.ca:
+        return True
     try:
         usage = exts.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:

@@ -11,7 +11,7 @@ Public API (names load lazily, so reading records or errors never imports web3):
   `Inclusion`, `save_state_file`, `load_state_file`, `write_anchorer_key`,
   `load_anchorer_key`;
 - embedded chain: `EmbeddedChain`;
-- regulator side: `verify_anchor_on_chain`;
+- regulator side: `verify_anchor_on_chain`, `make_anchor_checker` (for `audit verify --rpc`);
 - errors: see `audit_chain.anchoring.errors`.
 """
 
@@ -43,6 +43,7 @@ from audit_chain.anchoring.records import (
 if TYPE_CHECKING:
     from audit_chain.anchoring._rpc import http_web3
     from audit_chain.anchoring.anchorer import Anchorer, FeePolicy
+    from audit_chain.anchoring.checker import make_anchor_checker
     from audit_chain.anchoring.contract import ContractArtifact, compile_artifact, load_artifact
     from audit_chain.anchoring.deploy import deploy_anchor_contract, set_anchorer
     from audit_chain.anchoring.embedded import EmbeddedChain
@@ -83,6 +84,7 @@ _LAZY = {
     "new_state": "loop",
     "verify_anchor_on_chain": "verify",
     "http_web3": "_rpc",
+    "make_anchor_checker": "checker",
 }
 
 __all__ = [
@@ -116,6 +118,7 @@ __all__ = [
     "load_anchorer_key",
     "load_artifact",
     "load_state_file",
+    "make_anchor_checker",
     "new_state",
     "save_state_file",
     "set_anchorer",

@@ -313,3 +313,122 @@ def test_leftover_pool_transaction_at_our_nonce_is_outbid(node: Node) -> None:
     record = s.anchorer.poll(pending)
     assert isinstance(record, AnchorRecord)
     verify_anchor_on_chain(s.w3, record, 1)
+
+
+def test_make_anchor_checker_verifies_a_bundle_anchor_over_json_rpc(node: Node) -> None:
+    """The callable behind `cntrust audit verify --rpc`: a real anchor passes, a wrong root
+    or an unknown transaction is refused with the step named."""
+    from dataclasses import replace
+
+    from audit_chain import Anchor
+    from audit_chain.anchoring import AnchorVerificationError, make_anchor_checker
+
+    s = Setup(node, confirmations=1)
+    record = s.run(new_state(LOG), 12).anchors[-1]
+    anchor = Anchor(
+        chain_id=record.chain_id,
+        contract=record.contract,
+        tx_hash=record.tx_hash,
+        block_number=record.block_number,
+        tree_size=record.tree_size,
+        root=bytes.fromhex(record.root.removeprefix("0x")),
+        block_hash=record.block_hash,
+        log_id=bytes.fromhex(record.log_id.removeprefix("0x")),
+    )
+    check = make_anchor_checker(node.url)
+    check(anchor)
+    with pytest.raises(AnchorVerificationError) as wrong_root:
+        check(replace(anchor, root=b"\x07" * 32))
+    assert wrong_root.value.step in ("root_mismatch", "event_mismatch")
+    with pytest.raises(AnchorVerificationError) as missing:
+        check(replace(anchor, tx_hash="0x" + "ab" * 32))
+    assert missing.value.step == "tx_missing"
+    with pytest.raises(AnchorVerificationError) as no_log:
+        check(replace(anchor, log_id=None))
+    assert no_log.value.step == "malformed"
+
+
+def test_regulator_verifies_a_bundle_offline_and_on_chain(node: Node, tmp_path: Path) -> None:
+    """The regulator's path end to end: a task record in the log, its checkpoint anchored on
+    a real chain, the bundle verified by `cntrust audit verify --rpc`; a bundle whose anchor
+    names another root is refused at the chain step."""
+    import hashlib
+    import json
+    from datetime import UTC, datetime
+
+    from typer.testing import CliRunner
+
+    from audit_chain import (
+        Anchor,
+        CheckpointPublisher,
+        MemoryTileStore,
+        NoteSigner,
+        TaskExecution,
+        TiledLog,
+        build_bundle,
+        commit,
+        new_salt,
+        sign_statement,
+        statement_for,
+    )
+    from scheduler.cli import app
+
+    log_key = NoteSigner.generate("log.test/cntrust")
+    log = TiledLog(MemoryTileStore())
+    task = TaskExecution(
+        task_id="t-1",
+        tenant=commit("tenant-a", new_salt()),
+        node_spiffe_id="spiffe://cntrust.local/operator/op/node/n1",
+        command_digest="sha256:" + hashlib.sha256(b"true").hexdigest(),
+        started_on=datetime(2026, 11, 27, 12, 0, tzinfo=UTC),
+        finished_on=datetime(2026, 11, 27, 12, 1, tzinfo=UTC),
+        outcome="succeeded",
+    )
+    index, size, root = log.append_batch(
+        [sign_statement(statement_for(task), log_key).canonical_bytes()]
+    )
+    checkpoint = CheckpointPublisher(log, log_key).publish()
+
+    s = Setup(node, confirmations=1)
+    state = new_state(LOG)
+    for _ in range(6):
+        result = s.loop.step(state, TreeHead(size, root))
+        state = result.state
+        if result.anchored:
+            break
+        s.node.rpc("evm_mine")
+    record = state.anchors[-1]
+    anchor = Anchor(
+        chain_id=record.chain_id,
+        contract=record.contract,
+        tx_hash=record.tx_hash,
+        block_number=record.block_number,
+        tree_size=record.tree_size,
+        root=bytes.fromhex(record.root.removeprefix("0x")),
+        block_hash=record.block_hash,
+        log_id=LOG,
+    )
+    bundle = tmp_path / "bundle.json"
+    bundle.write_bytes(
+        build_bundle(log, index, checkpoint, log_key.verifier, anchor=anchor).to_bytes()
+    )
+    runner = CliRunner()
+    args = ["audit", "verify", str(bundle), "--log-key", log_key.vkey]
+    ok = runner.invoke(app, [*args, "--rpc", node.url])
+    assert ok.exit_code == 0, ok.output
+    assert "checked on chain" in ok.output
+
+    forged = json.loads(bundle.read_text())
+    forged_anchor = replace_anchor_root(forged)
+    bad = tmp_path / "forged.json"
+    bad.write_text(json.dumps(forged_anchor))
+    refused = runner.invoke(app, [*args[:2], str(bad), *args[3:], "--rpc", node.url])
+    assert refused.exit_code != 0
+    assert "anchor" in refused.output.lower()
+
+
+def replace_anchor_root(bundle: dict[str, Any]) -> dict[str, Any]:
+    """Point the bundle's anchor at another transaction (a real one would be needed to pass)."""
+    anchor = dict(bundle["anchor"])
+    anchor["txHash"] = "0x" + "cd" * 32
+    return {**bundle, "anchor": anchor}

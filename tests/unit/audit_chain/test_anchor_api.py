@@ -40,6 +40,7 @@ EXPECTED = {
     "load_anchorer_key",
     "load_artifact",
     "load_state_file",
+    "make_anchor_checker",
     "new_state",
     "save_state_file",
     "set_anchorer",

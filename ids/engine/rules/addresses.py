@@ -11,7 +11,7 @@ costs a few integer comparisons. `None` stands for `any`.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 # Node forms: ("net", version, network_int, mask_int) | ("range", lo, hi) |
 #             ("not", node) | ("list", (node, ...))
@@ -85,32 +85,50 @@ def _split_list(text: str) -> list[str]:
     return parts
 
 
-def parse_address(text: str, variables: Mapping[str, str], _depth: int = 0) -> Node | None:
-    """Parse an address group; None means any. Raises GroupError."""
-    if _depth > _MAX_DEPTH:
-        raise GroupError("address group nested too deeply (or a var refers to itself)")
+def _parse_group(
+    text: str,
+    variables: Mapping[str, str],
+    depth: int,
+    kind: str,
+    leaf: Callable[[str], Node],
+) -> Node | None:
+    """The grammar address and port groups share: ``any``, ``!x``, ``$VAR``, ``[a, b]``;
+    ``leaf`` parses one address or port. None means any. Raises GroupError."""
+    if depth > _MAX_DEPTH:
+        raise GroupError(f"{kind} group nested too deeply (or a var refers to itself)")
     text = text.strip()
     if not text:
-        raise GroupError("empty address")
+        raise GroupError(f"empty {kind}")
     if text == "any":
         return None
     if text.startswith("!"):
-        inner = parse_address(text[1:], variables, _depth + 1)
+        inner = _parse_group(text[1:], variables, depth + 1, kind, leaf)
         if inner is None:
             raise GroupError("'!any' matches nothing")
         return ("not", inner)
     if text.startswith("$"):
         name = text[1:]
         if name not in variables:
-            raise GroupError(f"unknown address var ${name}")
-        return parse_address(variables[name], variables, _depth + 1)
+            raise GroupError(f"unknown {kind} var ${name}")
+        return _parse_group(variables[name], variables, depth + 1, kind, leaf)
     if text.startswith("["):
         if not text.endswith("]"):
             raise GroupError(f"unterminated list {text!r}")
-        members = [parse_address(p, variables, _depth + 1) for p in _split_list(text[1:-1])]
+        members = [
+            _parse_group(p, variables, depth + 1, kind, leaf) for p in _split_list(text[1:-1])
+        ]
         if any(m is None for m in members):
             return None if all(m is None or m[0] != "not" for m in members) else _any_list(members)
         return ("list", tuple(m for m in members if m is not None))
+    return leaf(text)
+
+
+def parse_address(text: str, variables: Mapping[str, str], _depth: int = 0) -> Node | None:
+    """Parse an address group; None means any. Raises GroupError."""
+    return _parse_group(text, variables, _depth, "address", _address_leaf)
+
+
+def _address_leaf(text: str) -> Node:
     try:
         net = ipaddress.ip_network(text, strict=False)
     except ValueError as exc:
@@ -127,30 +145,10 @@ def _any_list(members: list[Node | None]) -> Node:
 
 def parse_ports(text: str, variables: Mapping[str, str], _depth: int = 0) -> Node | None:
     """Parse a port group; None means any. Raises GroupError."""
-    if _depth > _MAX_DEPTH:
-        raise GroupError("port group nested too deeply (or a var refers to itself)")
-    text = text.strip()
-    if not text:
-        raise GroupError("empty port")
-    if text == "any":
-        return None
-    if text.startswith("!"):
-        inner = parse_ports(text[1:], variables, _depth + 1)
-        if inner is None:
-            raise GroupError("'!any' matches nothing")
-        return ("not", inner)
-    if text.startswith("$"):
-        name = text[1:]
-        if name not in variables:
-            raise GroupError(f"unknown port var ${name}")
-        return parse_ports(variables[name], variables, _depth + 1)
-    if text.startswith("["):
-        if not text.endswith("]"):
-            raise GroupError(f"unterminated list {text!r}")
-        members = [parse_ports(p, variables, _depth + 1) for p in _split_list(text[1:-1])]
-        if any(m is None for m in members):
-            return None if all(m is None or m[0] != "not" for m in members) else _any_list(members)
-        return ("list", tuple(m for m in members if m is not None))
+    return _parse_group(text, variables, _depth, "port", _port_leaf)
+
+
+def _port_leaf(text: str) -> Node:
     if ":" in text:
         lo_s, hi_s = text.split(":", 1)
         lo = _port(lo_s) if lo_s.strip() else 0

@@ -347,7 +347,9 @@ def create_app(service: Service) -> FastAPI:
             for item in body.results
         ]
         results, placed = await service.write(
-            lambda s: store.report_tasks(s, who.name, reports, now, service.pipeline)
+            lambda s: store.report_tasks(
+                s, who.name, reports, now, service.pipeline, service.finished_hooks
+            )
         )
         for transition in placed:  # capacity was released: wake the nodes that got work
             notifier.wake(transition.node_id)

@@ -37,12 +37,49 @@ SHARED_KEY = "cntrust.shared"
 EVENTS_KEY = "cntrust.events"
 
 
-def commit(session: Session) -> None:
-    """Insert the queued task events (one executemany), then commit."""
+BEFORE_COMMIT_KEY = "cntrust.before_commit"
+AFTER_COMMIT_KEY = "cntrust.after_commit"
+
+SessionHook = Callable[[Session], None]
+
+
+def before_commit(session: Session, hook: SessionHook) -> None:
+    """Run ``hook(session)`` once, just before this transaction commits (inside it).
+
+    Registering the same hook twice in one transaction runs it once, so an operation
+    can register per item and a batch still does its work (e.g. a log append) once.
+    """
+    hooks: list[SessionHook] = session.info.setdefault(BEFORE_COMMIT_KEY, [])
+    if hook not in hooks:
+        hooks.append(hook)
+
+
+def after_commit(session: Session, hook: Callable[[], None]) -> None:
+    """Run ``hook()`` once after this transaction committed (never if it rolled back)."""
+    hooks: list[Callable[[], None]] = session.info.setdefault(AFTER_COMMIT_KEY, [])
+    if hook not in hooks:
+        hooks.append(hook)
+
+
+def commit(session: Session) -> list[Callable[[], None]]:
+    """Run the before-commit hooks, insert the queued task events (one executemany),
+    commit; return the after-commit hooks for the caller to run."""
+    for hook in session.info.pop(BEFORE_COMMIT_KEY, []):
+        hook(session)
     events = session.info.pop(EVENTS_KEY, None)
     if events:
         session.execute(sa.insert(models.TaskEvent), events)
+    after: list[Callable[[], None]] = session.info.pop(AFTER_COMMIT_KEY, [])
     session.commit()
+    return after
+
+
+def _run_after(hooks: list[Callable[[], None]]) -> None:
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:  # the write is committed and acknowledged either way
+            log.exception("after-commit hook failed")
 
 
 log = logging.getLogger(__name__)
@@ -143,7 +180,7 @@ class Committer:
                 session.info[SHARED_KEY] = self.shared
                 for pending in batch:
                     results.append((pending, pending.op(session)))
-                commit(session)
+                after = commit(session)
         except Exception:
             if len(batch) == 1:
                 self._fail(batch[0])
@@ -154,6 +191,7 @@ class Committer:
             return
         self.batches += 1
         self.operations += len(batch)
+        _run_after(after)
         if self._on_commit is not None:
             try:
                 self._on_commit()
@@ -168,7 +206,7 @@ class Committer:
                 with Session(self._engine, expire_on_commit=False) as session:
                     session.info[SHARED_KEY] = self.shared
                     result = pending.op(session)
-                    commit(session)
+                    _run_after(commit(session))
                 pending.future.set_result(result)
                 return
             except sa.exc.OperationalError as exc:  # e.g. "database is locked"

@@ -27,6 +27,7 @@ from scheduler.authz import (
 from scheduler.db import Committer, create_db_engine
 from scheduler.errors import Unauthorized
 from scheduler.keys import load_or_create_keyset
+from scheduler.models import Task
 from scheduler.placement import PlacementPipeline
 from scheduler.settings import Settings
 from scheduler.telemetry import Telemetry
@@ -60,6 +61,8 @@ class Service:
         )
         self.authorizer: Authorizer = authorizer or BuiltinAuthorizer()
         self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
+        # called as hook(session, task) inside the transaction that records a finished task
+        self.finished_hooks: list[Callable[[Session, Task], None]] = []
         self.pipeline = pipeline or PlacementPipeline()
         self.telemetry = Telemetry(
             "cntrust-scheduler",

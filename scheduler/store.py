@@ -10,7 +10,7 @@ keeps the node's resource counters in step and records a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -321,19 +321,25 @@ def report_tasks(
     reports: Sequence[Report],
     now: float,
     pipeline: PlacementPipeline,
+    on_finished: Sequence[Callable[[Session, Task], None]] = (),
 ) -> tuple[list[Task | SchedulerError], list[Transition]]:
     """Record a batch of results in one transaction, then place waiting work on the freed
     capacity. Each refused result (unknown task, not held) is returned as its error and
-    writes nothing; the others are recorded."""
+    writes nothing; the others are recorded, and each ``on_finished(session, task)`` hook
+    runs for them inside the same transaction (provenance, trust evidence)."""
     ids = [r.task_id for r in reports]
     with session.no_autoflush:
         list(session.exec(select(Task).where(col(Task.id).in_(ids))))  # one query, then the map
     outcomes: list[Task | SchedulerError] = []
     for item in reports:
         try:
-            outcomes.append(report_task(session, node_id, item, now))
+            finished = report_task(session, node_id, item, now)
         except SchedulerError as exc:
             outcomes.append(exc)
+            continue
+        for hook in on_finished:
+            hook(session, finished)
+        outcomes.append(finished)
     placed = place_pending(session, now, pipeline, limit=128) if reports else []
     return outcomes, placed
 

@@ -402,6 +402,10 @@ def create_app(service: Service) -> FastAPI:
             "tenants": tenants,
         }
 
+    from scheduler.routers import discover
+
+    for router in discover():
+        app.include_router(router)
     return app
 
 

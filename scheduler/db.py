@@ -31,7 +31,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from scheduler import models
+from scheduler import models, tables  # noqa: F401  (tables: registers the layers' tables)
 
 SHARED_KEY = "cntrust.shared"
 EVENTS_KEY = "cntrust.events"

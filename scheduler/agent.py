@@ -154,12 +154,15 @@ class Agent:
                 continue
             backoff = 0.2
             for item in resp.json():
-                await self._slots.acquire()
-                self._free -= 1
-                self.running.add(item["id"])
-                task = asyncio.create_task(self._execute(item))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                await self._start(item)
+
+    async def _start(self, item: dict[str, Any]) -> None:
+        await self._slots.acquire()
+        self._free -= 1
+        self.running.add(item["id"])
+        task = asyncio.create_task(self._execute(item))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _execute(self, item: dict[str, Any]) -> None:
         spec = TaskSpec(
@@ -200,6 +203,8 @@ class Agent:
                 except TimeoutError:
                     break
             body = {
+                # report and take the next tasks in the same round trip
+                "claim_max": max(0, self._free),
                 "results": [
                     {
                         "task_id": r.task_id,
@@ -211,10 +216,10 @@ class Agent:
                         "finished_at": r.finished_at,
                     }
                     for r in pending
-                ]
+                ],
             }
             try:
-                resp = await client.post("/v1/agent/report", json=body, headers=self._auth())
+                resp = await client.post("/v1/agent/exchange", json=body, headers=self._auth())
             except httpx.HTTPError as exc:
                 log.warning("report failed: %s; will retry", type(exc).__name__)
                 await self._sleep(backoff)
@@ -229,6 +234,9 @@ class Agent:
                 self.running.discard(r.task_id)
                 self.completed += 1
             pending = []
+            if resp.status_code == 200:
+                for item in resp.json().get("tasks", []):
+                    await self._start(item)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -25,6 +25,8 @@ from scheduler.schemas import (
     NAME_PATTERN,
     Claim,
     ClaimedTask,
+    ExchangeBatch,
+    Exchanged,
     Heartbeat,
     HeartbeatOut,
     NodeOut,
@@ -295,6 +297,20 @@ def create_app(service: Service) -> FastAPI:
             token = service.issue_token("node", who.name, NODE_TOKEN_TTL)
         return HeartbeatOut(status="ok", requeued=requeued, token=token)
 
+    def claimed(tasks: list[Task]) -> list[ClaimedTask]:
+        return [
+            ClaimedTask(
+                id=t.id,
+                command=t.command,
+                cpu=t.cpu,
+                memory_mb=t.memory_mb,
+                gpu=t.gpu,
+                timeout_s=t.timeout_s,
+                trace_parent=t.trace_parent,
+            )
+            for t in tasks
+        ]
+
     @app.post("/v1/agent/claim", response_model=list[ClaimedTask])
     async def claim(body: Claim, who: Caller) -> Response:
         service.authorize(who, "task.claim", Resource("node", who.name))
@@ -315,24 +331,16 @@ def create_app(service: Service) -> FastAPI:
                 await asyncio.wait_for(event.wait(), timeout=min(remaining, 0.5))
                 # woken by new work: let a few more placements land so one claim takes them all
                 await asyncio.sleep(CLAIM_COALESCE_S)
-        return json_list_response(
-            [
-                ClaimedTask(
-                    id=t.id,
-                    command=t.command,
-                    cpu=t.cpu,
-                    memory_mb=t.memory_mb,
-                    gpu=t.gpu,
-                    timeout_s=t.timeout_s,
-                    trace_parent=t.trace_parent,
-                )
-                for t in tasks
-            ]
-        )
+        return json_list_response(claimed(tasks))
 
-    @app.post("/v1/agent/report", response_model=list[ReportOutcome])
-    async def report(body: ReportBatch, who: Caller) -> Response:
+    async def record_reports(
+        who: Principal, body: ReportBatch, claim_max: int
+    ) -> tuple[list[ReportOutcome], list[Task]]:
+        """Record results, place waiting work, and (claim_max > 0) hand this node its next
+        tasks — all in one transaction."""
         service.authorize(who, "task.report", Resource("node", who.name))
+        if claim_max:
+            service.authorize(who, "task.claim", Resource("node", who.name))
         now = service.clock()
         reports = [
             store.Report(
@@ -346,13 +354,20 @@ def create_app(service: Service) -> FastAPI:
             )
             for item in body.results
         ]
-        results, placed = await service.write(
-            lambda s: store.report_tasks(
+
+        def op(
+            s: Session,
+        ) -> tuple[list[Task | SchedulerError], list[store.Transition], list[Task]]:
+            results, placed = store.report_tasks(
                 s, who.name, reports, now, service.pipeline, service.finished_hooks
             )
-        )
+            tasks = store.claim_tasks(s, who.name, now, claim_max) if claim_max else []
+            return results, placed, tasks
+
+        results, placed, tasks = await service.write(op)
         for transition in placed:  # capacity was released: wake the nodes that got work
-            notifier.wake(transition.node_id)
+            if transition.node_id != who.name or not claim_max:
+                notifier.wake(transition.node_id)
         outcomes = []
         for item, result in zip(body.results, results, strict=True):
             if isinstance(result, SchedulerError):
@@ -367,12 +382,25 @@ def create_app(service: Service) -> FastAPI:
             ) as span:
                 span.set_attribute("cntrust.state", task.state.value)
             outcomes.append(ReportOutcome(task_id=task.id, accepted=True, state=task.state.value))
+        return outcomes, tasks
+
+    @app.post("/v1/agent/report", response_model=list[ReportOutcome])
+    async def report(body: ReportBatch, who: Caller) -> Response:
+        outcomes, _ = await record_reports(who, body, 0)
         if len(outcomes) == 1 and not outcomes[0].accepted and outcomes[0].problem:
             p = outcomes[0].problem
             if p["status"] == 409:
                 raise Conflict(p["detail"])
             raise NotFound(p["detail"])
         return json_list_response(outcomes)
+
+    @app.post("/v1/agent/exchange", response_model=Exchanged)
+    async def exchange(body: ExchangeBatch, who: Caller) -> Response:
+        """Report results and take the next tasks in one round trip (the agent's hot path)."""
+        outcomes, tasks = await record_reports(
+            who, ReportBatch(results=body.results), min(body.claim_max, settings.max_claim)
+        )
+        return json_response(Exchanged(outcomes=outcomes, tasks=claimed(tasks)))
 
     @app.get("/v1/nodes")
     def list_nodes(who: Caller) -> list[NodeOut]:

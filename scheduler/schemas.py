@@ -173,5 +173,15 @@ class ReportOutcome(BaseModel):
     problem: dict[str, Any] | None = None
 
 
+class ExchangeBatch(Strict):
+    results: list[ResultReport] = Field(min_length=1, max_length=256)
+    claim_max: int = Field(default=0, ge=0, le=256)
+
+
+class Exchanged(BaseModel):
+    outcomes: list[ReportOutcome]
+    tasks: list[ClaimedTask]
+
+
 class TenantCreate(Strict):
     name: str = Field(pattern=NAME_PATTERN)

@@ -294,3 +294,30 @@ def test_metrics_report_tasks_by_state_and_placement_latency(api, service):
     by_state = {p.attributes["state"]: p.value for p in points["cntrust.tasks"]}
     assert by_state == {"placed": 1, "admitted": 1}
     assert sum(p.count for p in points["cntrust.placement.latency"]) == 2
+
+
+def test_exchange_reports_and_claims_in_one_round_trip(api, service):
+    alice = add_tenant(api, service, "alice")
+    node = add_node(api, service, "n1", cpu_cores=1)
+    first = submit(api, alice)
+    second = submit(api, alice)  # waits: the node has one CPU
+    assert second["state"] == "admitted"
+    assert [c["id"] for c in claim(api, node)] == [first["id"]]
+    body = {
+        "claim_max": 4,
+        "results": [
+            {"task_id": first["id"], "exit_code": 0, "output_digest": "sha256:" + "0" * 64},
+            {"task_id": "f" * 32, "exit_code": 0, "output_digest": "sha256:" + "0" * 64},
+        ],
+    }
+    resp = api.post("/v1/agent/exchange", json=body, headers=node)
+    assert resp.status_code == 200, resp.text
+    data = resp.json()
+    assert [o["accepted"] for o in data["outcomes"]] == [True, False]
+    assert data["outcomes"][1]["problem"]["status"] == 404
+    # the freed CPU went to the waiting task, handed over in the same answer
+    assert [t["id"] for t in data["tasks"]] == [second["id"]]
+    shown = api.get(f"/v1/tasks/{second['id']}", headers=alice).json()
+    assert shown["state"] == "running" and shown["node_id"] == "n1"
+    tenant_try = api.post("/v1/agent/exchange", json=body, headers=alice)
+    assert tenant_try.status_code == 403

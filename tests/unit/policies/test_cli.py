@@ -26,7 +26,7 @@ def _request_file(tmp_path: Path, trust: float) -> Path:
 def test_validate_default_pack() -> None:
     result = runner.invoke(app, ["validate", str(default_policy_dir())])
     assert result.exit_code == 0
-    assert "valid: 34 policies, version sha256:" in result.output
+    assert "valid: 44 policies, version sha256:" in result.output
 
 
 def test_validate_reports_every_problem(pack_copy: Path) -> None:

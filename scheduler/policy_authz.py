@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -173,24 +174,47 @@ def _task(resource: Resource) -> Entity:
     )
 
 
-def database_node_facts(service: Service) -> NodeFacts:
-    """Node facts read from the scheduler's ``Node`` table (see :mod:`policy_facts`)."""
+NODE_FACTS_TTL_S = 1.0
+"""How long a node's facts read from the database are reused: a revocation or quarantine
+written to the node takes effect on its requests within this time."""
+NODE_FACTS_CACHE_SIZE = 10_000
+
+
+def database_node_facts(
+    service: Service,
+    *,
+    ttl_s: float = NODE_FACTS_TTL_S,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> NodeFacts:
+    """Node facts read from the scheduler's ``Node`` table (see :mod:`policy_facts`),
+    reused for ``ttl_s``; an unregistered node is looked up again on every call."""
     from scheduler.models import Node
 
+    cache: dict[str, tuple[float, Entity]] = {}
+
     def facts(node_id: str) -> Entity | None:
+        now = monotonic()
+        hit = cache.get(node_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         if len(node_id) > 64:
             return None
         with service.read() as session:
             row = session.get(Node, node_id)
         if row is None:
+            cache.pop(node_id, None)
             return None
-        return node_entity(
+        entity = node_entity(
             row.id,
             region=row.region,
             operator=row.operator,
             accelerators=accelerator_kinds(row.accelerators),
             labels=row.labels,
         )
+        if len(cache) >= NODE_FACTS_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[node_id] = (now + ttl_s, entity)
+        return entity
 
     return facts
 

@@ -296,3 +296,24 @@ def test_unknown_action_and_role_deny_with_a_reason(service):
     assert not stranger.allowed and "unknown role" in stranger.reasons[0]
     missing = authorizer.decide(Principal("tenant", "a"), "task.read", Resource("task", "t"))
     assert not missing.allowed and "missing" in missing.reasons[0]
+
+
+def test_node_facts_are_reused_for_a_short_while_only(api, service):
+    from scheduler.models import Node
+    from scheduler.policy_authz import database_node_facts
+
+    add_node(api, service, "n7")
+    now = [100.0]
+    facts = database_node_facts(service, ttl_s=1.0, monotonic=lambda: now[0])
+    assert facts("n7").attrs["revoked"] is False
+
+    def revoke(session):
+        node = session.get(Node, "n7")
+        node.labels = {"revoked": "true"}
+        session.add(node)
+
+    service.write_sync(revoke)
+    assert facts("n7").attrs["revoked"] is False  # within the TTL
+    now[0] += 1.01
+    assert facts("n7").attrs["revoked"] is True
+    assert facts("nobody") is None

@@ -157,7 +157,17 @@ def create_app(service: Service) -> FastAPI:
             service.authorize(
                 who,
                 action,
-                Resource("task", task.id, {"tenant": task.tenant, "node_id": task.node_id}),
+                Resource(
+                    "task",
+                    task.id,
+                    {
+                        "tenant": task.tenant,
+                        "node_id": task.node_id,
+                        "classification": task.classification.value,
+                        "region": task.region,
+                        "accelerator_kind": task.accelerator_kind,
+                    },
+                ),
             )
         except Exception as exc:
             if who.role == "tenant":  # do not reveal other tenants' task ids
@@ -186,7 +196,20 @@ def create_app(service: Service) -> FastAPI:
     @app.post("/v1/tasks", status_code=201, response_model=TaskOut)
     async def submit_task(body: TaskSubmit, who: Caller) -> Response:
         tenant = who.name
-        decision = service.authorize(who, "task.submit", Resource("task", None, {"tenant": tenant}))
+        decision = service.authorize(
+            who,
+            "task.submit",
+            Resource(
+                "task",
+                None,
+                {
+                    "tenant": tenant,
+                    "classification": body.classification.value,
+                    "region": body.region,
+                    "accelerator_kind": body.accelerator_kind,
+                },
+            ),
+        )
         now = service.clock()
         task_id = uuid.uuid4().hex
         tel = service.telemetry

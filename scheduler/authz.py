@@ -64,6 +64,9 @@ _ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "node.list": frozenset({"admin", "operator", "analyst", "regulator"}),
     "node.cordon": frozenset({"admin"}),
     "tenant.manage": frozenset({"admin"}),
+    "policy.read": frozenset({"admin", "analyst", "regulator"}),
+    "policy.check": frozenset({"admin", "analyst"}),
+    "policy.change": frozenset({"admin"}),
 }
 
 

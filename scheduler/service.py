@@ -60,6 +60,10 @@ class Service:
             self.keyset.verification_keys, settings.issuer, settings.audience, clock
         )
         self.authorizer: Authorizer = authorizer or BuiltinAuthorizer()
+        if authorizer is None:  # the Cedar policy set decides (scheduler.policy_authz)
+            from scheduler.policy_authz import install as install_policy_authorizer
+
+            install_policy_authorizer(self)
         self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
         # called as hook(session, task) inside the transaction that records a finished task
         self.finished_hooks: list[Callable[[Session, Task], None]] = []

@@ -136,3 +136,48 @@ def check(
         )
     if not decision.allowed:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def show(
+    server: str = typer.Option(
+        "http://127.0.0.1:8440", "--server", envvar="CNTRUST_SERVER", help="Scheduler API URL."
+    ),
+    token: str = typer.Option(
+        ..., "--token", envvar="CNTRUST_TOKEN", help="Bearer token.", show_default=False
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+) -> None:
+    """Show the policy set in force on a scheduler: version, policies and change history."""
+    from scheduler.cli.common import api_errors, print_json
+    from scheduler.client import Client
+
+    with api_errors(), Client(server, token) as client:
+        answer = client.request("GET", "/v1/policy")
+    if as_json:
+        print_json(answer)
+        return
+    _out.print(f"policy set {answer['version']}", markup=False, highlight=False, soft_wrap=True)
+    table = Table(title=f"{len(answer['policies'])} policies")
+    for column in ("id", "effect", "reason"):
+        table.add_column(column)
+    for policy in answer["policies"]:
+        table.add_row(escape(policy["id"]), policy["effect"], escape(policy["reason"]))
+    _out.print(table)
+    history = Table(title="changes (newest first)")
+    for column in ("when", "who", "old", "new"):
+        history.add_column(column)
+    for change in answer["history"]:
+        history.add_row(
+            _when(float(change["changed_at"])),
+            escape(change["changed_by"]),
+            change["old_version"][:19] + "…",
+            change["new_version"][:19] + "…",
+        )
+    _out.print(history if answer["history"] else "no changes since the default pack")
+
+
+def _when(at: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -48,7 +48,7 @@ def test_allow_and_deny_with_ids_and_reasons(compiled: CompiledEngine) -> None:
 
 def test_default_deny(compiled: CompiledEngine) -> None:
     d = compiled.decide(
-        request(regulator("r"), "list_nodes", Entity(EntityUid("Cntrust::Service", "s")))
+        request(tenant("a"), "list_nodes", Entity(EntityUid("Cntrust::Service", "s")))
     )
     assert not d.allowed and d.reasons == (DEFAULT_DENY_REASON,)
 

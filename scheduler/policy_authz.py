@@ -1,0 +1,242 @@
+"""``PolicyAuthorizer``: the scheduler's ``authorize`` seam decided by the Cedar policy set.
+
+Each scheduler action maps to one action of the policy schema (:data:`ACTIONS`), each
+role to a principal entity, each :class:`~scheduler.authz.Resource` to a resource entity;
+the ``PolicyStore``'s ``CompiledEngine`` (Cedar semantics, property-tested against Cedar)
+decides, and the decision's deciding policy ids and ``@reason`` texts become the
+:class:`~scheduler.authz.AuthzDecision`.
+
+Invariants (fail closed):
+- An unknown action or role, a missing or malformed attribute, a node whose facts cannot be
+  read, or any engine failure is a deny whose reasons say why; never an allow.
+- The set in force is read once per decision, so a policy swap never mixes two sets.
+- ``install(service)`` puts the set last stored by ``PUT /v1/policy`` in force (else the
+  default pack) and makes this authorizer the service's.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from policies import (
+    CLASSIFICATIONS,
+    Entity,
+    PolicyError,
+    PolicySet,
+    PolicyStore,
+    admin,
+    load_default_policy_set,
+    operator,
+    policy_set_resource,
+    regulator,
+    request,
+    security_analyst,
+    service,
+    task,
+    tenant,
+    uid,
+)
+from scheduler.authz import AuthzDecision, Principal, Resource
+from scheduler.policy_facts import absent_node_entity, accelerator_kinds, node_entity
+
+if TYPE_CHECKING:
+    from scheduler.service import Service
+
+log = logging.getLogger(__name__)
+
+ACTIONS: dict[str, str] = {
+    "task.submit": "submit_task",
+    "task.read": "read_task",
+    "task.list": "list_tasks",
+    "task.cancel": "cancel_task",
+    "task.claim": "claim_task",
+    "task.report": "report_task",
+    "node.register": "enroll_node",
+    "node.heartbeat": "heartbeat",
+    "node.read": "read_node",
+    "node.list": "list_nodes",
+    "node.cordon": "cordon_node",
+    "tenant.manage": "manage_tenant",
+    "policy.read": "read_policy",
+    "policy.check": "check_policy",
+    "policy.change": "change_policy",
+}
+"""Scheduler action -> action of the default policy schema."""
+
+CLEARANCE_CLAIM = "cntrust_clearance"
+"""Token claim listing the task classifications a tenant is cleared for."""
+DEFAULT_CLEARANCE = ("public", "internal")
+NEW_TASK_ID = "(new)"
+"""Uid of a task not yet created (the resource of ``task.submit``)."""
+
+NodeFacts = Callable[[str], Entity | None]
+"""Node id -> its entity, or None when no such node is registered."""
+
+_LIST_RESOURCES = frozenset({"task.list", "node.list"})
+_POLICY_RESOURCES = frozenset({"policy.read", "policy.check", "policy.change"})
+
+
+class PolicyAuthorizer:
+    """``Authorizer`` over ``store``'s compiled engine; ``node_facts`` describes nodes
+    (principals of node agents and resources of node actions)."""
+
+    def __init__(self, store: PolicyStore, node_facts: NodeFacts) -> None:
+        self.store = store
+        self.node_facts = node_facts
+
+    def decide(self, principal: Principal, action: str, resource: Resource) -> AuthzDecision:
+        """Decide with the set in force. Never raises; failures are denies with a reason."""
+        cedar_action = ACTIONS.get(action)
+        if cedar_action is None:
+            return AuthzDecision(False, (f"unknown action {action}",))
+        engine = self.store.compiled_engine
+        try:
+            who = self._principal(principal)
+            if who is None:
+                return AuthzDecision(False, (f"unknown role {principal.role}",))
+            what = self._resource(action, resource)
+            decision = engine.decide(request(who, cedar_action, what))
+        except (PolicyError, KeyError, TypeError, ValueError) as exc:
+            return AuthzDecision(False, (f"request refused: {exc}",))
+        reasons = decision.reasons or ("denied",)
+        return AuthzDecision(decision.allowed, reasons, decision.policy_ids)
+
+    # -- entities -------------------------------------------------------------------
+
+    def _principal(self, principal: Principal) -> Entity | None:
+        role, name = principal.role, principal.name
+        if role == "tenant":
+            return tenant(name, allowed_classifications=_clearance(principal.claims))
+        if role == "admin":
+            return admin(name)
+        if role == "operator":
+            return operator(name)
+        if role == "analyst":
+            return security_analyst(name)
+        if role == "regulator":
+            return regulator(name)
+        if role == "node":
+            return self._node(name)
+        if role == "node-register":
+            return Entity(uid("Enrollment", name), {"node": uid("Node", name)})
+        return None
+
+    def _resource(self, action: str, resource: Resource) -> Entity:
+        if action in _LIST_RESOURCES:
+            return service()
+        if action in _POLICY_RESOURCES:
+            return policy_set_resource(resource.id or "active")
+        kind = resource.kind
+        if kind == "task":
+            return _task(resource)
+        if kind == "node":
+            if resource.id is None:
+                raise ValueError("a node resource needs an id")
+            return self._node(resource.id)
+        if kind == "tenant":
+            if resource.id is None:
+                raise ValueError("a tenant resource needs an id")
+            return tenant(resource.id)
+        raise ValueError(f"resource kind {kind!r} has no policy entity")
+
+    def _node(self, node_id: str) -> Entity:
+        entity = self.node_facts(node_id)
+        return entity if entity is not None else absent_node_entity(node_id)
+
+
+def _clearance(claims: Mapping[str, Any]) -> Iterable[str]:
+    cleared = claims.get(CLEARANCE_CLAIM)
+    if cleared is None:
+        return DEFAULT_CLEARANCE
+    if not isinstance(cleared, list) or not all(c in CLASSIFICATIONS for c in cleared):
+        raise ValueError(f"claim {CLEARANCE_CLAIM} must list classifications")
+    return cleared
+
+
+def _task(resource: Resource) -> Entity:
+    attrs = resource.attributes
+    for name in ("tenant", "classification"):
+        if not isinstance(attrs.get(name), str):
+            raise ValueError(f"task attribute {name!r} is missing")
+    classification = str(getattr(attrs["classification"], "value", attrs["classification"]))
+    kind = attrs.get("accelerator_kind")
+    return task(
+        resource.id or NEW_TASK_ID,
+        tenant_id=attrs["tenant"],
+        classification=classification,
+        data_region=attrs.get("region"),
+        required_accelerators=(kind,) if isinstance(kind, str) and kind else (),
+        assigned_node=attrs.get("node_id"),
+    )
+
+
+NODE_FACTS_TTL_S = 1.0
+"""How long a node's facts read from the database are reused: a revocation or quarantine
+written to the node takes effect on its requests within this time."""
+NODE_FACTS_CACHE_SIZE = 10_000
+
+
+def database_node_facts(
+    service: Service,
+    *,
+    ttl_s: float = NODE_FACTS_TTL_S,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> NodeFacts:
+    """Node facts read from the scheduler's ``Node`` table (see :mod:`policy_facts`),
+    reused for ``ttl_s``; an unregistered node is looked up again on every call."""
+    from scheduler.models import Node
+
+    cache: dict[str, tuple[float, Entity]] = {}
+
+    def facts(node_id: str) -> Entity | None:
+        now = monotonic()
+        hit = cache.get(node_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        if len(node_id) > 64:
+            return None
+        with service.read() as session:
+            row = session.get(Node, node_id)
+        if row is None:
+            cache.pop(node_id, None)
+            return None
+        entity = node_entity(
+            row.id,
+            region=row.region,
+            operator=row.operator,
+            accelerators=accelerator_kinds(row.accelerators),
+            labels=row.labels,
+        )
+        if len(cache) >= NODE_FACTS_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[node_id] = (now + ttl_s, entity)
+        return entity
+
+    return facts
+
+
+def install(service: Service, store: PolicyStore | None = None) -> PolicyAuthorizer:
+    """Make a ``PolicyAuthorizer`` the service's authorizer and return it.
+
+    The set in force is ``store``'s when given; else the set last stored by a policy
+    change (:mod:`scheduler.tables.policy`), else the default pack. Raises PolicyLoadError
+    only if the shipped default pack is invalid (a packaging defect).
+    """
+    from scheduler.policy_changes import latest_policy_set
+
+    if store is None:
+        store = PolicyStore(latest_policy_set(service) or default_policy_set())
+    authorizer = PolicyAuthorizer(store, database_node_facts(service))
+    service.authorizer = authorizer
+    return authorizer
+
+
+@functools.cache
+def default_policy_set() -> PolicySet:
+    """The shipped default pack, loaded and validated once per process (a ``PolicySet`` is
+    immutable). Raises PolicyLoadError if the shipped pack is invalid."""
+    return load_default_policy_set()

@@ -1,0 +1,319 @@
+"""API authorization decided by the Cedar policy set (PolicyAuthorizer is the default)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from scheduler.authz import BuiltinAuthorizer, Principal, Resource
+from scheduler.policy_authz import ACTIONS, PolicyAuthorizer
+from tests.conftest import bearer
+from tests.unit.scheduler.helpers import add_node, add_tenant, admin, submit
+from tests.unit.scheduler.policy_fixtures import service
+
+__all__ = ["service"]  # the fixture: a body limit that admits an exported policy set
+
+PROBLEM = "application/problem+json"
+
+ROLES = ("admin", "alice", "bob", "n1", "n2", "op1", "analyst", "regulator", "enroll")
+
+# role -> the set of routes it may use (every other route is refused). alice owns the task
+# and n1 holds it; bob is another tenant; op1 operates n1.
+ALLOWED: dict[str, set[str]] = {
+    "admin": {"submit", "read", "list", "cancel", "node.read", "node.list", "tenant", "stats"}
+    | {"policy.read", "policy.check", "policy.change"},
+    "alice": {"submit", "read", "list", "cancel", "stats"},
+    "bob": {"submit", "list", "stats"},
+    "n1": {"read", "claim", "report", "heartbeat", "node.read"},
+    "n2": {"claim", "report", "heartbeat"},
+    "op1": {"node.read", "node.list"},
+    "analyst": {"read", "list", "node.read", "node.list", "stats", "policy.read"}
+    | {"policy.check"},
+    "regulator": {"read", "list", "node.read", "node.list", "stats", "policy.read"},
+    "enroll": set(),
+}
+ROUTES = (
+    "submit",
+    "read",
+    "list",
+    "cancel",
+    "claim",
+    "report",
+    "heartbeat",
+    "node.read",
+    "node.list",
+    "tenant",
+    "stats",
+    "policy.read",
+    "policy.check",
+    "policy.change",
+)
+CHECK = {
+    "principal": {"type": "Tenant", "id": "a"},
+    "action": "list_tasks",
+    "resource": {"type": "Service", "id": "s"},
+    "entities": [
+        {"uid": {"type": "Tenant", "id": "a"}, "attrs": {"allowed_classifications": []}},
+        {"uid": {"type": "Service", "id": "s"}, "attrs": {}},
+    ],
+}
+
+
+@pytest.fixture
+def world(api: Any, service: Any) -> dict[str, Any]:
+    alice = add_tenant(api, service, "alice")
+    add_tenant(api, service, "bob")
+    n1 = add_node(api, service, "n1", operator="op1", cpu_cores=8)
+    n2 = add_node(api, service, "n2", operator="op2", cpu_cores=1)
+    task = submit(api, alice)
+    assert task["node_id"] == "n1"
+    return {
+        "task": task["id"],
+        "alice": alice,
+        "headers": {
+            "admin": admin(service),
+            "alice": alice,
+            "bob": bearer(service, "tenant", "bob"),
+            "n1": n1,
+            "n2": n2,
+            "op1": bearer(service, "operator", "op1"),
+            "analyst": bearer(service, "analyst", "sam"),
+            "regulator": bearer(service, "regulator", "rita"),
+            "enroll": bearer(service, "node-register", "n9"),
+        },
+    }
+
+
+def call(api: Any, service: Any, world: dict[str, Any], route: str, headers: dict[str, str]):
+    task_id = world["task"]
+    if route == "submit":
+        return api.post("/v1/tasks", json={"command": ["true"]}, headers=headers)
+    if route == "read":
+        return api.get(f"/v1/tasks/{task_id}", headers=headers)
+    if route == "list":
+        return api.get("/v1/tasks", headers=headers)
+    if route == "cancel":  # a fresh task each time, so a cancel never conflicts
+        fresh = submit(api, world["alice"])["id"]
+        return api.post(f"/v1/tasks/{fresh}/cancel", headers=headers)
+    if route == "claim":
+        return api.post("/v1/agent/claim", json={"wait_s": 0}, headers=headers)
+    if route == "report":
+        digest = "sha256:" + "0" * 64
+        body = {"results": [{"task_id": "f" * 32, "exit_code": 0, "output_digest": digest}]}
+        return api.post("/v1/agent/report", json=body, headers=headers)
+    if route == "heartbeat":
+        return api.post("/v1/agent/heartbeat", json={"running": []}, headers=headers)
+    if route == "node.read":
+        return api.get("/v1/nodes/n1", headers=headers)
+    if route == "node.list":
+        return api.get("/v1/nodes", headers=headers)
+    if route == "tenant":
+        return api.post("/v1/tenants", json={"name": f"t{len(str(headers))}"}, headers=headers)
+    if route == "stats":
+        return api.get("/v1/stats", headers=headers)
+    if route == "policy.read":
+        return api.get("/v1/policy", headers=headers)
+    if route == "policy.check":
+        return api.post("/v1/policy/check", json=CHECK, headers=headers)
+    assert route == "policy.change"
+    text = service.authorizer.store.current.export()
+    return api.put("/v1/policy", content=text, headers=headers)
+
+
+def test_policy_authorizer_is_the_default(service):
+    assert isinstance(service.authorizer, PolicyAuthorizer)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_authorization_matrix_through_the_api(api, service, world, role):
+    headers = world["headers"][role]
+    got: dict[str, int] = {}
+    for route in ROUTES:
+        got[route] = call(api, service, world, route, headers).status_code
+    allowed = {r for r, status in got.items() if status not in (401, 403)}
+    # bob reading alice's task sees 404 (tenants never learn other tenants' task ids)
+    if role == "bob":
+        assert got["read"] == 404 and got["cancel"] == 404
+        allowed -= {"read", "cancel"}
+    assert allowed == ALLOWED[role], got
+    # report of an unknown task by an authorized node: 404 after authorization
+    if "report" in ALLOWED[role]:
+        assert got["report"] == 404
+
+
+def test_forbidden_responses_name_the_deciding_policies(api, service, world):
+    h = world["headers"]
+    refused = api.post("/v1/tasks", json={"command": ["true"]}, headers=h["regulator"])
+    assert refused.status_code == 403 and refused.headers["content-type"] == PROBLEM
+    body = refused.json()
+    assert body["policy_ids"] == ["regulator.write-nothing"]
+    assert body["reasons"] == ["regulators write nothing"]
+    tenant = api.post("/v1/tenants", json={"name": "eve"}, headers=h["alice"])
+    assert tenant.json()["policy_ids"] == ["tenant.manage-admins-only"]
+    change = api.put("/v1/policy", content=b"{}", headers=h["analyst"])
+    assert change.status_code == 403 and change.json()["policy_ids"] == ["policy.admins-only"]
+    other = api.get(f"/v1/tasks/{world['task']}", headers=h["n2"])
+    assert other.status_code == 403 and other.json()["reasons"]
+    # a default deny has no deciding policy, and says so
+    listing = api.get("/v1/nodes", headers=h["alice"])
+    assert listing.status_code == 403
+    assert listing.json()["reasons"] == ["no policy permits this request (default deny)"]
+
+
+def test_regulator_writes_nothing(api, service, world):
+    rita = world["headers"]["regulator"]
+    writes = [
+        api.post("/v1/tasks", json={"command": ["true"]}, headers=rita),
+        api.post(f"/v1/tasks/{world['task']}/cancel", headers=rita),
+        api.post("/v1/tenants", json={"name": "eve"}, headers=rita),
+        api.put("/v1/policy", content=service.authorizer.store.current.export(), headers=rita),
+        api.post("/v1/agent/claim", json={"wait_s": 0}, headers=rita),
+        api.post("/v1/agent/heartbeat", json={"running": []}, headers=rita),
+    ]
+    assert [r.status_code for r in writes] == [403] * len(writes)
+    assert api.get("/v1/policy", headers=admin(service)).json()["history"] == []
+
+
+def test_tenant_clearance_comes_from_the_token(api, service):
+    add_tenant(api, service, "carol")
+    plain = bearer(service, "tenant", "carol")
+    body = {"command": ["true"], "classification": "secret", "region": "local"}
+    refused = api.post("/v1/tasks", json=body, headers=plain)
+    assert refused.status_code == 403
+    assert refused.json()["policy_ids"] == ["tenant.submit-cleared"]
+    token = service.issue_token(
+        "tenant", "carol", __import__("datetime").timedelta(minutes=5), cntrust_clearance=["secret"]
+    )
+    cleared = {"Authorization": f"Bearer {token}"}
+    assert api.post("/v1/tasks", json=body, headers=cleared).status_code == 201
+    no_region = api.post(
+        "/v1/tasks", json={"command": ["true"], "classification": "secret"}, headers=cleared
+    )
+    assert no_region.json()["policy_ids"] == ["task.secret-needs-region"]
+
+
+def test_unfit_node_claims_nothing(api, service):
+    add_node(api, service, "bad", labels={"attestation_status": "contraindicated"})
+    bad = bearer(service, "node", "bad")
+    resp = api.post("/v1/agent/claim", json={"wait_s": 0}, headers=bad)
+    assert resp.status_code == 403
+    assert resp.json()["policy_ids"] == ["node.unfit-receives-nothing"]
+    revoked = add_node(api, service, "gone", labels={"revoked": "true"})
+    beat = api.post("/v1/agent/heartbeat", json={"running": []}, headers=revoked)
+    assert beat.json()["policy_ids"] == ["node.revoked-silent"]
+
+
+def test_node_with_malformed_facts_is_refused_with_a_reason(api, service):
+    odd = add_node(api, service, "odd", labels={"trust": "very"})
+    resp = api.post("/v1/agent/heartbeat", json={"running": []}, headers=odd)
+    assert resp.status_code == 403
+    assert "labels.trust" in resp.json()["reasons"][0]
+
+
+def test_unregistered_node_token_is_refused(api, service):
+    ghost = bearer(service, "node", "ghost")
+    resp = api.post("/v1/agent/heartbeat", json={"running": []}, headers=ghost)
+    assert resp.status_code == 403 and resp.json()["policy_ids"] == ["node.revoked-silent"]
+
+
+PRINCIPALS = [
+    Principal("admin", "root"),
+    Principal("tenant", "alice"),
+    Principal("tenant", "bob"),
+    Principal("node", "n1"),
+    Principal("node", "n2"),
+    Principal("operator", "op1"),
+    Principal("analyst", "sam"),
+    Principal("regulator", "rita"),
+    Principal("node-register", "n1"),
+    Principal("stranger", "x"),
+]
+OWN_TASK = {"tenant": "alice", "node_id": "n1", "classification": "public"}
+OTHER_TASK = {"tenant": "bob", "node_id": "n2", "classification": "internal"}
+
+
+def shapes(principal: Principal, action: str) -> list[Resource]:
+    """The resources the scheduler's routes pass with ``action``."""
+    if action == "task.submit":
+        return [Resource("task", None, {"tenant": principal.name, "classification": "public"})]
+    if action in ("task.read", "task.cancel"):
+        return [Resource("task", "t1", OWN_TASK), Resource("task", "t2", OTHER_TASK)]
+    if action == "task.list":
+        return [Resource("task")]
+    if action in ("task.claim", "task.report", "node.heartbeat", "node.register"):
+        return [Resource("node", principal.name)]
+    if action in ("node.read", "node.cordon"):
+        return [Resource("node", "n1"), Resource("node", "n2")]
+    if action == "node.list":
+        return [Resource("node")]
+    if action == "tenant.manage":
+        return [Resource("tenant", "carol")]
+    return [Resource("policy")]
+
+
+# where the pack deliberately differs from the built-in rules (no route reaches the
+# node.register ones yet: registration checks its token's role itself)
+DIFFERENT = {
+    ("operator:op1", "node.read", "n2"): False,  # operators read their own nodes only
+    ("admin:root", "node.register", "root"): True,  # admins enroll nodes (admin.manage)
+    ("node-register:n1", "node.register", "n1"): True,  # a join token registers its node
+}
+
+
+def test_decisions_equal_the_builtin_rules(service):
+    """Every role x action x the resources the routes pass: the policy set decides like the
+    built-in rules, except where the pack is stricter (listed above)."""
+    from scheduler.policy_facts import node_entity
+
+    facts = {
+        n: node_entity(n, region="local", operator=op, accelerators=(), labels={})
+        for n, op in (("n1", "op1"), ("n2", "op2"))
+    }
+    policy = PolicyAuthorizer(service.authorizer.store, facts.get)
+    builtin = BuiltinAuthorizer()
+    differences = []
+    decided = 0
+    for principal in PRINCIPALS:
+        for action in ACTIONS:
+            for resource in shapes(principal, action):
+                want = builtin.decide(principal, action, resource)
+                got = policy.decide(principal, action, resource)
+                decided += 1
+                if got.allowed == want.allowed:
+                    continue
+                if DIFFERENT.get((principal.label, action, resource.id)) is got.allowed:
+                    continue
+                differences.append((principal.label, action, resource.id, got.allowed))
+    assert decided > 150 and differences == []
+
+
+def test_unknown_action_and_role_deny_with_a_reason(service):
+    authorizer = service.authorizer
+    denied = authorizer.decide(Principal("admin", "a"), "task.explode", Resource("task"))
+    assert not denied.allowed and denied.reasons == ("unknown action task.explode",)
+    stranger = authorizer.decide(Principal("wizard", "w"), "task.list", Resource("task"))
+    assert not stranger.allowed and "unknown role" in stranger.reasons[0]
+    missing = authorizer.decide(Principal("tenant", "a"), "task.read", Resource("task", "t"))
+    assert not missing.allowed and "missing" in missing.reasons[0]
+
+
+def test_node_facts_are_reused_for_a_short_while_only(api, service):
+    from scheduler.models import Node
+    from scheduler.policy_authz import database_node_facts
+
+    add_node(api, service, "n7")
+    now = [100.0]
+    facts = database_node_facts(service, ttl_s=1.0, monotonic=lambda: now[0])
+    assert facts("n7").attrs["revoked"] is False
+
+    def revoke(session):
+        node = session.get(Node, "n7")
+        node.labels = {"revoked": "true"}
+        session.add(node)
+
+    service.write_sync(revoke)
+    assert facts("n7").attrs["revoked"] is False  # within the TTL
+    now[0] += 1.01
+    assert facts("n7").attrs["revoked"] is True
+    assert facts("nobody") is None

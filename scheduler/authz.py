@@ -64,6 +64,9 @@ _ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "node.list": frozenset({"admin", "operator", "analyst", "regulator"}),
     "node.cordon": frozenset({"admin"}),
     "tenant.manage": frozenset({"admin"}),
+    "identity.operator.manage": frozenset({"admin"}),
+    "identity.join_token.create": frozenset({"admin"}),
+    "node.revoke": frozenset({"admin"}),
 }
 
 

@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from sqlmodel import select
 
 from identity.pki import (
     NO_REVOCATIONS,
@@ -309,3 +310,23 @@ def test_ca_keys_are_private(api, service):
     assert stat.S_IMODE(ca_dir.stat().st_mode) == 0o700
     dup = api.post("/v1/operators", json={"name": "acme"}, headers=admin(service))
     assert dup.status_code == 409
+
+
+def test_racing_enrollments_with_one_token_issue_once(api, service):
+    """Two replicas both verify an unused token; the conditional UPDATE lets one win."""
+    from scheduler.errors import Unauthorized
+    from scheduler.identity_layer import install
+
+    add_operator(api, service, "acme")
+    token = join_token(api, service, "acme")
+    layer = install(service)
+    csr = build_csr(generate_node_key()).decode()
+    first = layer.begin_enrollment(token, csr, "n1")
+    second = layer.begin_enrollment(token, csr, "n2")  # both passed the read-side checks
+    service.write_sync(first.record)
+    with pytest.raises(Unauthorized) as err:
+        service.write_sync(second.record)
+    assert err.value.extra["reason"] == "reused"
+    with service.read() as session:
+        nodes = {c.node_id for c in session.exec(select(IdentityCertificate))}
+    assert nodes == {"n1"}

@@ -67,6 +67,9 @@ _ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "policy.read": frozenset({"admin", "analyst", "regulator"}),
     "policy.check": frozenset({"admin", "analyst"}),
     "policy.change": frozenset({"admin"}),
+    "identity.operator.manage": frozenset({"admin"}),
+    "identity.join_token.create": frozenset({"admin"}),
+    "node.revoke": frozenset({"admin"}),
 }
 
 

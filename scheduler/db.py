@@ -17,12 +17,13 @@ No caller is answered before the commit that holds its write returned.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -72,6 +73,21 @@ def commit(session: Session) -> list[Callable[[], None]]:
     after: list[Callable[[], None]] = session.info.pop(AFTER_COMMIT_KEY, [])
     session.commit()
     return after
+
+
+def _resolve(future: Future[Any], result: Any) -> None:
+    """Answer a waiting caller; a caller that gave up (cancelled, e.g. at shutdown or on a
+    client disconnect) is skipped — its write is committed either way, and the committer
+    thread must never die on it."""
+    if not future.cancelled():
+        with contextlib.suppress(InvalidStateError):
+            future.set_result(result)
+
+
+def _reject(future: Future[Any], exc: BaseException) -> None:
+    if not future.cancelled():
+        with contextlib.suppress(InvalidStateError):
+            future.set_exception(exc)
 
 
 def _run_after(hooks: list[Callable[[], None]]) -> None:
@@ -198,7 +214,7 @@ class Committer:
             except Exception:  # a listener must never lose an acknowledged write
                 log.exception("commit listener failed")
         for pending, result in results:
-            pending.future.set_result(result)
+            _resolve(pending.future, result)
 
     def _fail(self, pending: _Pending) -> None:
         for attempt in range(3):
@@ -207,12 +223,12 @@ class Committer:
                     session.info[SHARED_KEY] = self.shared
                     result = pending.op(session)
                     _run_after(commit(session))
-                pending.future.set_result(result)
+                _resolve(pending.future, result)
                 return
             except sa.exc.OperationalError as exc:  # e.g. "database is locked"
                 log.warning("write failed (attempt %d): %s", attempt + 1, exc)
                 time.sleep(0.05 * (attempt + 1))
             except Exception as exc:
-                pending.future.set_exception(exc)
+                _reject(pending.future, exc)
                 return
-        pending.future.set_exception(RuntimeError("database write failed after retries"))
+        _reject(pending.future, RuntimeError("database write failed after retries"))

@@ -56,3 +56,21 @@ def test_commit_hooks_run_once_per_transaction_and_after_only_on_success(service
     with pytest.raises(ValueError, match="refused"):
         service.write_sync(failing)
     assert calls == []
+
+
+def test_a_cancelled_caller_does_not_stop_the_committer(service):
+    """A caller that gave up (shutdown, client gone) must not kill the writer thread."""
+    import threading
+
+    gate = threading.Event()
+
+    def slow(session: Session) -> str:
+        gate.wait(5)
+        return "slow"
+
+    first = service.committer.submit(slow)
+    second = service.committer.submit(lambda s: "cancelled before it ran")
+    assert second.cancel()
+    gate.set()
+    assert first.result(10) == "slow"
+    assert service.write_sync(lambda s: "still writing") == "still writing"

@@ -40,7 +40,7 @@ from policies import (
     tenant,
     uid,
 )
-from scheduler.authz import AuthzDecision, Principal, Resource
+from scheduler.authz import Authorizer, AuthzDecision, BuiltinAuthorizer, Principal, Resource
 from scheduler.policy_facts import absent_node_entity, accelerator_kinds, node_entity
 
 if TYPE_CHECKING:
@@ -84,15 +84,27 @@ class PolicyAuthorizer:
     """``Authorizer`` over ``store``'s compiled engine; ``node_facts`` describes nodes
     (principals of node agents and resources of node actions)."""
 
-    def __init__(self, store: PolicyStore, node_facts: NodeFacts) -> None:
+    def __init__(
+        self,
+        store: PolicyStore,
+        node_facts: NodeFacts,
+        unmapped: Authorizer | None = None,
+    ) -> None:
         self.store = store
         self.node_facts = node_facts
+        # actions of newly wired layers that have no Cedar action yet go to the built-in
+        # role rules (deny by default), and the decision says so; None denies them
+        self.unmapped = unmapped
 
     def decide(self, principal: Principal, action: str, resource: Resource) -> AuthzDecision:
         """Decide with the set in force. Never raises; failures are denies with a reason."""
         cedar_action = ACTIONS.get(action)
         if cedar_action is None:
-            return AuthzDecision(False, (f"unknown action {action}",))
+            if self.unmapped is None:
+                return AuthzDecision(False, (f"unknown action {action}",))
+            builtin = self.unmapped.decide(principal, action, resource)
+            note = f"{action} has no Cedar action yet: decided by the built-in role rules"
+            return AuthzDecision(builtin.allowed, (*builtin.reasons, note), builtin.policy_ids)
         engine = self.store.compiled_engine
         try:
             who = self._principal(principal)
@@ -230,7 +242,7 @@ def install(service: Service, store: PolicyStore | None = None) -> PolicyAuthori
 
     if store is None:
         store = PolicyStore(latest_policy_set(service) or default_policy_set())
-    authorizer = PolicyAuthorizer(store, database_node_facts(service))
+    authorizer = PolicyAuthorizer(store, database_node_facts(service), unmapped=BuiltinAuthorizer())
     service.authorizer = authorizer
     return authorizer
 

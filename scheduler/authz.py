@@ -64,6 +64,10 @@ _ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "node.list": frozenset({"admin", "operator", "analyst", "regulator"}),
     "node.cordon": frozenset({"admin"}),
     "tenant.manage": frozenset({"admin"}),
+    "alert.ingest": frozenset({"sensor", "admin"}),
+    "alert.read": frozenset({"analyst", "admin", "regulator"}),
+    "alert.triage": frozenset({"analyst", "admin"}),
+    "alert.suppress": frozenset({"analyst", "admin"}),
 }
 
 

@@ -57,6 +57,7 @@ MAX_TEXT = 1024
 MAX_SOURCES_KEPT = 64
 MAX_ERRORS_LISTED = 20
 MAX_SUPPRESSION_TTL_S = 90 * 86400.0
+MAX_EPOCH_S = 2.0**33  # year 2242: every time renders back as an EVE timestamp
 
 
 class TooManyAlerts(SchedulerError):
@@ -173,8 +174,8 @@ def check_alert(item: Any) -> None:
     if item.get("event_type") != "alert":
         raise AlertFormatError("event_type", 'must be "alert"')
     stamp = _text(item.get("timestamp"), "timestamp", max_len=64)
-    if not math.isfinite(parse_eve_timestamp(str(stamp))):
-        raise AlertFormatError("timestamp", "not a finite time")
+    if not 0 <= parse_eve_timestamp(str(stamp)) < MAX_EPOCH_S:
+        raise AlertFormatError("timestamp", "before 1970 or after 2242")
     _ip(item.get("src_ip"), "src_ip")
     _ip(item.get("dest_ip"), "dest_ip")
     _int(item.get("src_port"), "src_port", 0, 65535, required=False)

@@ -25,7 +25,7 @@ class AlertAggregate(SQLModel, table=True):
     dedup_key: str = Field(index=True, max_length=64)
     open_key: str | None = Field(default=None, unique=True, max_length=64)
     track: str = Field(max_length=16)
-    count: int
+    count: int = Field(sa_type=sa.BigInteger)
     first_seen: float = Field(index=True)
     last_seen: float = Field(index=True)
     severity: int = Field(index=True)

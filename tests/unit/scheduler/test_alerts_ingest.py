@@ -102,6 +102,8 @@ def test_last_raw_record_is_the_newest_and_recorded_sensor(api, service):
     [
         (lambda a: a.pop("timestamp"), "timestamp"),
         (lambda a: a.update(timestamp="2026-01-01T00:00:00"), "timestamp"),
+        (lambda a: a.update(timestamp="0001-01-01T00:00:00+14:00"), "timestamp"),
+        (lambda a: a.update(timestamp=1800000000), "timestamp"),
         (lambda a: a.update(event_type="flow"), "event_type"),
         (lambda a: a.pop("alert"), "alert"),
         (lambda a: a["alert"].pop("signature_id"), "alert.signature_id"),

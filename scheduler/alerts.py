@@ -216,6 +216,7 @@ class IngestResult:
     aggregated_into_existing: int = 0
     suppressed: int = 0
     alert_ids: list[str] = field(default_factory=list)
+    suppressed_by: dict[str, int] = field(default_factory=dict)
 
 
 def dedup_key(track: str, key: Sequence[object]) -> str:
@@ -236,19 +237,15 @@ def _to_suppression(row: AlertSuppression) -> Suppression:
     )
 
 
-def active_suppressions(session: Session, now: float) -> tuple[SuppressionSet, dict[str, str]]:
-    """Suppressions in force at `now`, and library id -> row id."""
+def active_suppressions(session: Session, now: float) -> SuppressionSet:
+    """Suppressions in force at `now` (each row's id is the library's ``suppression_id``)."""
     rows = session.exec(
         select(AlertSuppression)
         .where(AlertSuppression.expires_at > now)
         .where(AlertSuppression.created_at <= now)
         .order_by(col(AlertSuppression.created_at), col(AlertSuppression.id))
     ).all()
-    sset = SuppressionSet()
-    ids: dict[str, str] = {}
-    for row in rows:
-        ids[sset.add(_to_suppression(row))] = row.id
-    return sset, ids
+    return SuppressionSet(_to_suppression(row) for row in rows)
 
 
 def _merge_sources(row: AlertAggregate, new: Sequence[str], overflow: int) -> None:
@@ -272,20 +269,23 @@ def ingest(
 ) -> IngestResult:
     """Suppress, aggregate and store validated alerts (a committer operation)."""
     result = IngestResult(received=len(alerts))
-    sset, _ids = active_suppressions(session, now)
-    outcome = sset.apply(alerts, now)
+    outcome = active_suppressions(session, now).apply(alerts, now)
     result.suppressed = len(outcome.suppressed)
+    for _alert, sup_id in outcome.suppressed:
+        result.suppressed_by[sup_id] = result.suppressed_by.get(sup_id, 0) + 1
     agg = Aggregator(track, max_keys=max(len(alerts), 1))
-    last: dict[tuple[object, ...], Mapping[str, Any]] = {}
+    latest: dict[tuple[object, ...], tuple[float, Mapping[str, Any]]] = {}
     severity: dict[tuple[object, ...], int] = {}
     for alert in outcome.kept:
         group = agg.add(alert)
-        last[group.key] = alert
+        ts = parse_eve_timestamp(alert["timestamp"])
+        if group.key not in latest or ts >= latest[group.key][0]:
+            latest[group.key] = (ts, alert)
         sev = int(alert["alert"]["severity"])
         severity[group.key] = min(sev, severity.get(group.key, sev))
     for group in agg.results():
         dkey = dedup_key(track, group.key)
-        newest = last[group.key]
+        newest = latest[group.key][1]
         row = session.exec(select(AlertAggregate).where(AlertAggregate.open_key == dkey)).first()
         if row is None:
             row = _new_row(group.first, dkey, track, now)

@@ -135,6 +135,7 @@ class IngestOut(BaseModel):
     aggregated_into_existing: int
     suppressed: int
     alert_ids: list[str]
+    suppressed_by: dict[str, int]
 
 
 class TriageIn(BaseModel):
@@ -189,6 +190,7 @@ async def ingest_alerts(request: Request, who: Caller) -> Response:
             aggregated_into_existing=result.aggregated_into_existing,
             suppressed=result.suppressed,
             alert_ids=result.alert_ids,
+            suppressed_by=result.suppressed_by,
         )
     )
 

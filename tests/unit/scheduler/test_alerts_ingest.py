@@ -97,6 +97,14 @@ def test_last_raw_record_is_the_newest_and_recorded_sensor(api, service):
     assert shown["count"] == 3 and shown["sensor"] == "sensor:edge-1"
 
 
+def test_out_of_order_batch_keeps_the_newest_record(api, service):
+    batch = [alert(ts=T0 + 9, signature="newest"), alert(ts=T0 + 1, signature="older")]
+    aid = ingest(api, service, batch)["alert_ids"][0]
+    shown = api.get(f"/v1/alerts/{aid}", headers=analyst(service)).json()
+    assert shown["signature"] == "newest" and shown["last_seen"] == pytest.approx(T0 + 9)
+    assert shown["first_seen"] == pytest.approx(T0 + 1)
+
+
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [
@@ -165,6 +173,7 @@ def test_empty_list_is_accepted(api, service):
         "aggregated_into_existing": 0,
         "suppressed": 0,
         "alert_ids": [],
+        "suppressed_by": {},
     }
 
 

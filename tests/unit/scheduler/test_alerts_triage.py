@@ -101,6 +101,7 @@ def test_suppression_by_fields_with_expiry(api, service, clock):
         [alert(), alert(src="198.51.100.1"), alert(sid=7), alert(src="203.0.113.200")],
     )
     assert out["received"] == 4 and out["suppressed"] == 2 and out["stored"] == 2
+    assert out["suppressed_by"] == {sup["id"]: 2}
     clock.advance(61)  # expired: it stops suppressing
     late = ingest(api, service, [alert(ts=T0 + 61)])
     assert late["suppressed"] == 0 and late["stored"] == 1

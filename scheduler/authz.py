@@ -70,6 +70,10 @@ _ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "identity.operator.manage": frozenset({"admin"}),
     "identity.join_token.create": frozenset({"admin"}),
     "node.revoke": frozenset({"admin"}),
+    "alert.ingest": frozenset({"sensor", "admin"}),
+    "alert.read": frozenset({"analyst", "admin", "regulator"}),
+    "alert.triage": frozenset({"analyst", "admin"}),
+    "alert.suppress": frozenset({"analyst", "admin"}),
 }
 
 

@@ -167,7 +167,8 @@ class ProvenanceLayer:
     ``anchoring=True`` anchors the latest checkpoint on the embedded chain in
     ``chain_dir`` (default ``data_dir/chain``) every ``anchor_every_entries`` entries or
     ``anchor_every_s`` seconds. Raises ValueError when ``origin`` is not the key's name
-    (verifiers require the checkpoint origin to be the log key's name).
+    (verifiers require the checkpoint origin to be the log key's name), RuntimeError when
+    the service already has a layer.
     """
 
     def __init__(
@@ -188,6 +189,8 @@ class ProvenanceLayer:
             raise ValueError(f"origin {origin!r} must be the log key's name {log_key.name!r}")
         if not 0 <= checkpoint_delay_s < 2:
             raise ValueError("checkpoint_delay_s must be in [0, 2)")
+        if layer_of(service) is not None:  # two layers would log every task twice
+            raise RuntimeError("a provenance layer is already installed on this service")
         self.service = service
         self.log_key = log_key
         self.origin = origin

@@ -37,7 +37,14 @@ from audit_chain import (
     verify_inclusion,
 )
 from scheduler.db import before_commit
-from scheduler.provenance import ProvenanceLayer, command_digest, layer_of
+from scheduler.provenance import (
+    ProvenanceLayer,
+    _trace_id,
+    _usage_counters,
+    command_digest,
+    layer_of,
+)
+from scheduler.service import Service
 from scheduler.tables.provenance import ProvEntry, ProvLogState, ProvTaskEntry, ProvTenantSalt
 from tests.conftest import bearer
 from tests.unit.scheduler.helpers import add_node, add_tenant, claim, report, submit
@@ -310,13 +317,28 @@ def test_log_reloads_when_the_database_moved(papi, service, layer):
 def test_layer_is_found_and_log_survives_a_restart(papi, service, layer):
     task_id = run_task(papi, service)
     assert layer_of(service) is layer
+    with pytest.raises(RuntimeError, match="already installed"):
+        ProvenanceLayer.for_service(service)
     layer.stop()
-    again = ProvenanceLayer.for_service(service)
-    assert again.log.tree_size == 1 and again.log.root == layer.log.root
-    assert again.log_key.verifier.vkey == layer.log_key.verifier.vkey
-    assert again.leaf_index_of(task_id) == 0
-    service.finished_hooks.remove(again.on_finished)
+    restarted = Service(service.settings)
+    try:
+        again = ProvenanceLayer.for_service(restarted)
+        assert again.log.tree_size == 1 and again.log.root == layer.log.root
+        assert again.log_key.verifier.vkey == layer.log_key.verifier.vkey
+        assert again.leaf_index_of(task_id) == 0
+        assert again.latest_checkpoint() == layer.latest_checkpoint()
+    finally:
+        restarted.close()
     layer.start()
+
+
+def test_usage_and_trace_mapping():
+    usage = {"wall_s": 1.5, "cpu_s": 0.25, "max_rss_kb": 2.0, "bad-key": 1, "neg_s": -1.0}
+    assert _usage_counters(usage) == (("cpuMs", 250), ("maxRssBytes", 2048), ("wallMs", 1500))
+    assert _usage_counters({"x": float("nan"), "flag": True}) == ()
+    assert _trace_id("00-" + "ab" * 16 + "-" + "cd" * 8 + "-01") == "ab" * 16
+    assert _trace_id("00-" + "0" * 32 + "-" + "cd" * 8 + "-01") is None
+    assert _trace_id(None) is None and _trace_id("garbage") is None
 
 
 def test_routes_without_the_layer_answer_404(api):

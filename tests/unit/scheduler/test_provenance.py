@@ -344,3 +344,35 @@ def test_usage_and_trace_mapping():
 def test_routes_without_the_layer_answer_404(api):
     assert api.get("/log/checkpoint").status_code == 404
     assert api.get("/log/key").status_code == 404
+
+
+def test_a_batch_retried_op_by_op_logs_only_the_committed_records(papi, service, layer):
+    run_task(papi, service)
+    size = layer.log.tree_size
+
+    def slow(session: Session) -> None:
+        time.sleep(0.3)  # the next operations queue up and run as one batch
+
+    def good(session: Session) -> None:
+        layer.record_response_action(session, action(7))
+
+    def bad(session: Session) -> None:
+        layer.record_response_action(session, action(8))
+        raise RuntimeError("refused")
+
+    committer = service.committer
+    first = committer.submit(slow)
+    time.sleep(0.05)
+    futures = [committer.submit(op) for op in (good, bad, good)]
+    first.result(10)
+    assert futures[0].result(10) is None and futures[2].result(10) is None
+    with pytest.raises(RuntimeError, match="refused"):
+        futures[1].result(10)
+    assert layer.log.tree_size == size + 2
+    stored = TiledLog(layer.store)
+    assert (stored.tree_size, stored.root) == (size + 2, layer.log.root)
+    ids = [
+        parse_statement(parse_envelope(e).payload).predicate
+        for e in stored.read_entries(size, size + 2)
+    ]
+    assert [p.action_id for p in ids] == ["act-7", "act-7"]

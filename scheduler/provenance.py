@@ -166,9 +166,10 @@ class ProvenanceLayer:
 
     ``anchoring=True`` anchors the latest checkpoint on the embedded chain in
     ``chain_dir`` (default ``data_dir/chain``) every ``anchor_every_entries`` entries or
-    ``anchor_every_s`` seconds. Raises ValueError when ``origin`` is not the key's name
-    (verifiers require the checkpoint origin to be the log key's name), RuntimeError when
-    the service already has a layer.
+    ``anchor_every_s`` seconds; pass an ``audit_chain.anchoring.Anchorer`` as ``anchorer``
+    to anchor on another chain (``--chain-rpc``) instead. Raises ValueError when ``origin``
+    is not the key's name (verifiers require the checkpoint origin to be the log key's
+    name), RuntimeError when the service already has a layer.
     """
 
     def __init__(
@@ -183,6 +184,7 @@ class ProvenanceLayer:
         anchor_every_entries: int = 65_536,
         anchor_every_s: float = 600.0,
         anchor_interval_s: float = 1.0,
+        anchorer: Any = None,
     ) -> None:
         origin = log_key.name if origin is None else origin
         if origin != log_key.name:
@@ -209,6 +211,7 @@ class ProvenanceLayer:
         self._anchor_every_entries = anchor_every_entries
         self._anchor_every_s = anchor_every_s
         self._anchor_interval_s = anchor_interval_s
+        self._anchorer = anchorer
         self.anchor_worker: AnchorWorker | None = None
         self.chain: Any = None
         service.finished_hooks.append(self.on_finished)
@@ -375,8 +378,11 @@ class ProvenanceLayer:
             save_state_file,
         )
 
-        self.chain = EmbeddedChain(self._chain_dir)
-        anchorer = Anchorer(self.chain.web3, self.chain.contract_address, self.chain.account)
+        anchorer = self._anchorer
+        if anchorer is None:
+            self.chain = EmbeddedChain(self._chain_dir)
+            anchorer = Anchorer(self.chain.web3, self.chain.contract_address, self.chain.account)
+        self._chain_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         policy = AnchorPolicy(
             every_entries=self._anchor_every_entries, every_s=self._anchor_every_s
         )
@@ -421,6 +427,21 @@ class ProvenanceLayer:
             self.publish_checkpoint()
         except Exception:
             log.exception("final checkpoint publication failed")
+
+    # -- erasure -------------------------------------------------------------------
+    def erase_tenant(self, tenant: str) -> int:
+        """Delete the tenant's names and salts kept beside the log; return how many.
+
+        The records keep their commitments, so every leaf hash, proof and anchor stays valid
+        while the commitments no longer link to the tenant."""
+
+        def op(session: Session) -> int:
+            result = session.execute(
+                sa.delete(ProvTenantSalt).where(col(ProvTenantSalt.tenant) == tenant)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+        return self.service.write_sync(op)
 
     # -- bundles -------------------------------------------------------------------
     def leaf_index_of(self, task_id: str) -> int:

@@ -376,3 +376,15 @@ def test_a_batch_retried_op_by_op_logs_only_the_committed_records(papi, service,
         for e in stored.read_entries(size, size + 2)
     ]
     assert [p.action_id for p in ids] == ["act-7", "act-7"]
+
+
+def test_erasing_a_tenant_keeps_every_proof(papi, service, layer):
+    task_id = run_task(papi, service)
+    admin = bearer(service, "admin", "a")
+    before = papi.get(f"/v1/tasks/{task_id}/bundle", headers=admin).content
+    assert layer.erase_tenant("alice") == 1
+    with service.read() as session:
+        assert session.get(ProvTenantSalt, task_id) is None
+    after = papi.get(f"/v1/tasks/{task_id}/bundle", headers=admin).content
+    verify_bundle(after, layer.log_key.verifier.vkey, require_anchor=False)
+    assert parse_bundle(after).entry == parse_bundle(before).entry

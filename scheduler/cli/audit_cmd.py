@@ -1,9 +1,12 @@
-"""``cntrust audit``: offline verification of provenance proof bundles.
+"""``cntrust audit``: fetch and verify provenance proof bundles offline.
 
 ``cntrust audit verify FILE --log-key VKEY [--statement-key VKEY] [--rpc URL]``
+``cntrust audit bundle TASK_ID --server URL --token T -o FILE``
+``cntrust audit key --server URL``
 
 Exit codes: 0 every step held; 1 the bundle failed a step (named on stderr); 2 bad usage
-(unreadable file or key, on-chain check requested but unavailable). The library is
+(unreadable file or key, on-chain check requested but unavailable); 3 server unreachable
+(`bundle`, `key`). The library is
 imported inside the command so the CLI starts fast and the verifier never loads the web
 stack; ``audit_chain.anchoring`` (web3) is imported only with ``--rpc``.
 """
@@ -149,3 +152,75 @@ def verify(
         chain = f"checked on chain via {rpc}"
     table.add_row("chain", chain)
     _out.print(table)
+
+
+_MAX_FETCH_BYTES = 256 * 1024
+
+
+def _fetch(server: str, path: str, token: str | None) -> bytes:
+    """GET ``server + path``; exit 3 when unreachable, 1 on an error answer."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with httpx.Client(base_url=server, headers=headers, timeout=30.0) as http:
+            resp = http.get(path)
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach the server: {type(exc).__name__}: {exc}", 3) from exc
+    if resp.status_code >= 400:
+        try:
+            detail = str(resp.json().get("detail", ""))
+        except ValueError:
+            detail = resp.text[:300]
+        raise _fail(f"{resp.status_code} {resp.reason_phrase}: {detail}", 1)
+    if len(resp.content) > _MAX_FETCH_BYTES:
+        raise _fail(f"the server's answer to {path} is too large ({len(resp.content)} bytes)", 1)
+    return bytes(resp.content)
+
+
+@app.command()
+def bundle(
+    task_id: Annotated[str, typer.Argument(help="Task whose proof bundle to fetch.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the bundle.")],
+    server: Annotated[
+        str, typer.Option("--server", envvar="CNTRUST_SERVER", help="Scheduler API URL.")
+    ] = "http://127.0.0.1:8440",
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="CNTRUST_TOKEN", help="Bearer token.")
+    ] = None,
+) -> None:
+    """Fetch a task's proof bundle (JSON) for offline verification with `audit verify`."""
+    from audit_chain.bundle import parse_bundle
+    from audit_chain.errors import AuditChainError
+
+    if not task_id or len(task_id) > 40 or not task_id.replace("-", "").isalnum():
+        raise _fail(f"invalid task id {task_id!r}")
+    data = _fetch(server, f"/v1/tasks/{task_id}/bundle", token)
+    try:
+        parsed = parse_bundle(data)
+    except AuditChainError as exc:
+        raise _fail(f"the server sent something that is not a proof bundle: {exc}", 1) from exc
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        raise _fail(f"cannot write {output}: {exc.strerror or exc}") from exc
+    anchored = "anchored" if parsed.anchor is not None else "not anchored yet"
+    _out.print(f"wrote {output} (leaf {parsed.leaf_index}, {len(data)} bytes, {anchored})")
+
+
+@app.command()
+def key(
+    server: Annotated[
+        str, typer.Option("--server", envvar="CNTRUST_SERVER", help="Scheduler API URL.")
+    ] = "http://127.0.0.1:8440",
+) -> None:
+    """Print the log's verifier key (signed-note vkey) as served by the scheduler."""
+    from audit_chain.errors import MalformedKeyError
+    from audit_chain.note import NoteVerifier
+
+    text = _fetch(server, "/log/key", None).decode("utf-8", errors="replace").strip()
+    try:
+        NoteVerifier.from_vkey(text)
+    except MalformedKeyError as exc:
+        raise _fail(f"the server's log key is malformed: {exc}", 1) from exc
+    typer.echo(text)

@@ -95,6 +95,21 @@ class Notifier:
             self.event(node_id).set()
 
 
+def task_resource(task: Task) -> Resource:
+    """The authorization resource of a task: every attribute the policies decide on."""
+    return Resource(
+        "task",
+        task.id,
+        {
+            "tenant": task.tenant,
+            "node_id": task.node_id,
+            "classification": task.classification.value,
+            "region": task.region,
+            "accelerator_kind": task.accelerator_kind,
+        },
+    )
+
+
 async def _principal(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
@@ -154,21 +169,7 @@ def create_app(service: Service) -> FastAPI:
         if task is None:
             raise NotFound(f"task {task_id} not found")
         try:
-            service.authorize(
-                who,
-                action,
-                Resource(
-                    "task",
-                    task.id,
-                    {
-                        "tenant": task.tenant,
-                        "node_id": task.node_id,
-                        "classification": task.classification.value,
-                        "region": task.region,
-                        "accelerator_kind": task.accelerator_kind,
-                    },
-                ),
-            )
+            service.authorize(who, action, task_resource(task))
         except Exception as exc:
             if who.role == "tenant":  # do not reveal other tenants' task ids
                 raise NotFound(f"task {task_id} not found") from exc

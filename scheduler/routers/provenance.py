@@ -11,8 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from audit_chain import BUNDLE_MEDIA_TYPE, TileNotFoundError, TilePathError, parse_tile_path
-from scheduler.app import Caller
-from scheduler.authz import Resource
+from scheduler.app import Caller, task_resource
 from scheduler.errors import NotFound
 from scheduler.models import Task
 from scheduler.provenance import ProvenanceLayer, layer_of
@@ -80,7 +79,7 @@ def bundle(task_id: str, request: Request, who: Caller) -> Response:
         service.authorize(
             who,
             "task.read",
-            Resource("task", task.id, {"tenant": task.tenant, "node_id": task.node_id}),
+            task_resource(task),
         )
     except Exception as exc:
         if who.role == "tenant":  # do not reveal other tenants' task ids

@@ -50,9 +50,6 @@ SOURCE = "scheduler"
 GATE_QUARANTINED = "trust.gate.quarantined"
 GATE_ATTESTATION_MISSING = "trust.gate.attestation_missing"
 VIEW_TTL_S = 1.0  # placement reuses a node's trust view this long (decay is days)
-_MUTATED = "cntrust.trust.mutated"
-_COMMITTED = "cntrust.trust.committed"
-_LISTENING = "cntrust.trust.listening"
 
 
 @dataclass(frozen=True)
@@ -116,12 +113,23 @@ class TrustLayer:
         self._reasons: dict[str, str] = {}
         self._views: dict[str, NodeTrustView] = {}
         self._stale = False
+        # session.info keys marking this layer's engine changes in a transaction
+        self._mutated_key = f"cntrust.trust.{id(self)}.mutated"
+        self._committed_key = f"cntrust.trust.{id(self)}.committed"
+        self._listening_key = f"cntrust.trust.{id(self)}.listening"
 
     @classmethod
     def install(cls, service: Any, **options: Any) -> TrustLayer:
         """Build the layer, rebuild the engine from the database, and wire it into
         ``service``: the finished-task hook, the placement filter and ranker, and
-        ``service.trust`` (the routes find the layer there)."""
+        ``service.trust`` (the routes find the layer there).
+
+        Raises:
+            RuntimeError: the service already has a trust layer (two engines would each
+                see half of the evidence).
+        """
+        if isinstance(getattr(service, "trust", None), TrustLayer):
+            raise RuntimeError("a trust layer is already installed on this service")
         layer = cls(service, **options)
         layer.restore()
         service.finished_hooks.append(layer.on_task_finished)
@@ -199,19 +207,20 @@ class TrustLayer:
         engine is stale and is rebuilt before its next use."""
         self._views.clear()
         info = session.info
-        info[_MUTATED] = True
-        if info.get(_LISTENING):
+        mutated, committed_key = self._mutated_key, self._committed_key
+        info[mutated] = True
+        if info.get(self._listening_key):
             return
-        info[_LISTENING] = True
+        info[self._listening_key] = True
 
         def committed(sess: Session) -> None:
-            if sess.info.get(_MUTATED):
-                sess.info[_COMMITTED] = True
+            if sess.info.get(mutated):
+                sess.info[committed_key] = True
 
         def ended(sess: Session, transaction: SessionTransaction) -> None:
-            if transaction.parent is not None or not sess.info.pop(_MUTATED, False):
+            if transaction.parent is not None or not sess.info.pop(mutated, False):
                 return
-            if not sess.info.pop(_COMMITTED, False):
+            if not sess.info.pop(committed_key, False):
                 with self.lock:
                     self._stale = True
 

@@ -18,7 +18,9 @@ from tests.unit.scheduler.helpers import add_node, add_tenant, admin, claim, rep
 
 @pytest.fixture
 def layer(service) -> TrustLayer:
-    return TrustLayer.install(service)
+    """The service's trust layer (installed here unless the app already installed one)."""
+    installed = getattr(service, "trust", None)
+    return installed if isinstance(installed, TrustLayer) else TrustLayer.install(service)
 
 
 def trust_of(api: Any, service: Any, node: str, **params: Any) -> dict[str, Any]:
@@ -123,8 +125,8 @@ def test_succeeding_node_gains_trust_and_keeps_getting_work(api, service, layer)
     assert after["placement"]["eligible"]  # attestation is not required until it is fed
 
 
-def test_known_good_node_wins_and_a_newcomer_still_gets_exploration_tasks(api, service):
-    layer = TrustLayer.install(service, exploration_share=0.3)
+def test_known_good_node_wins_and_a_newcomer_still_gets_exploration_tasks(api, service, layer):
+    layer.exploration_share = 0.3
     alice = add_tenant(api, service, "alice")
     old = add_node(api, service, "old", cpu_cores=128)
     for _ in range(20):
@@ -370,7 +372,14 @@ def test_explain_names_the_evidence_and_the_path_back(api, service, layer):
     assert body["path_back"] and body["top_evidence"][0]["contribution"] < 0
 
 
+def test_a_service_gets_one_trust_layer(service, layer):
+    with pytest.raises(RuntimeError, match="already installed"):
+        TrustLayer.install(service)
+
+
 def test_routes_say_when_trust_is_not_enabled(api, service):
+    if getattr(service, "trust", None) is not None:
+        pytest.skip("the app installs the trust layer itself")
     add_node(api, service, "n1")
     resp = api.get("/v1/nodes/n1/trust", headers=admin(service))
     assert resp.status_code == 404 and "not enabled" in resp.json()["detail"]

@@ -113,6 +113,7 @@ class TrustLayer:
         self._reasons: dict[str, str] = {}
         self._views: dict[str, NodeTrustView] = {}
         self._stale = False
+        self._last_exploration: tuple[str, bool] = ("", False)
         # session.info keys marking this layer's engine changes in a transaction
         self._mutated_key = f"cntrust.trust.{id(self)}.mutated"
         self._committed_key = f"cntrust.trust.{id(self)}.committed"
@@ -283,6 +284,27 @@ class TrustLayer:
                 self._quarantine(session, result.quarantine)
             return result
 
+    def record_eve_alert(
+        self, session: Session, eve: dict[str, Any], *, node_id: str, sensor: str
+    ) -> trust.IntakeResult:
+        """An EVE ``alert`` event naming ``node_id`` (from an authenticated sensor) as
+        evidence; the same alert delivered twice is refused as a replay.
+
+        Raises:
+            trust.EvidenceError: not an alert, or a missing/ill-typed field (named).
+        """
+        return self.record(session, trust.from_eve_alert(eve, node_id=node_id, sensor=sensor))
+
+    def record_attestation(
+        self, session: Session, ear: dict[str, Any], *, node_id: str, verifier: str
+    ) -> trust.IntakeResult:
+        """An EAR attestation result about ``node_id`` as evidence (worst submodule status).
+
+        Raises:
+            trust.EvidenceError: a missing/ill-typed field (named) or an oversized document.
+        """
+        return self.record(session, trust.from_ear(ear, node_id=node_id, verifier=verifier))
+
     def on_task_finished(self, session: Session, task: Task) -> None:
         """Finished-task hook: the task's outcome becomes evidence about its node."""
         if task.node_id is None or task.state not in (TaskState.SUCCEEDED, TaskState.FAILED):
@@ -412,8 +434,13 @@ class TrustLayer:
     def exploration_task(self, task_id: str) -> bool:
         """Whether this task is one of the ``exploration_share`` that probe nodes still being
         learned (a hash of the id, so the same task decides the same way every time)."""
+        last = self._last_exploration
+        if last[0] == task_id:
+            return last[1]  # placement asks once per candidate node: hash once per task
         digest = hashlib.sha256(task_id.encode()).digest()
-        return int.from_bytes(digest[:4], "big") / 2**32 < self.exploration_share
+        chosen = int.from_bytes(digest[:4], "big") / 2**32 < self.exploration_share
+        self._last_exploration = (task_id, chosen)
+        return chosen
 
     def describe(self, session: Session, node: Node, *, explain: bool = False) -> dict[str, Any]:
         """The node's score with every reason, the scheduler's placement verdict and its

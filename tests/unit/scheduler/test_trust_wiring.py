@@ -383,3 +383,76 @@ def test_routes_say_when_trust_is_not_enabled(api, service):
     add_node(api, service, "n1")
     resp = api.get("/v1/nodes/n1/trust", headers=admin(service))
     assert resp.status_code == 404 and "not enabled" in resp.json()["detail"]
+
+
+def _eve(sid: int, severity: int, stamp: str) -> dict[str, Any]:
+    return {
+        "event_type": "alert",
+        "timestamp": stamp,
+        "community_id": "1:abc=",
+        "alert": {"signature_id": sid, "severity": severity, "signature": "scan"},
+    }
+
+
+def test_ids_alerts_lower_the_score_once_each(api, service, layer):
+    from datetime import UTC, datetime
+
+    add_node(api, service, "n1")
+    stamp = datetime.fromtimestamp(service.clock(), UTC).isoformat()
+    alert = _eve(2100498, 1, stamp)
+    first = service.write_sync(
+        lambda s: layer.record_eve_alert(s, alert, node_id="n1", sensor="sensor-1")
+    )
+    assert first.accepted
+    score = trust_of(api, service, "n1")["score"]
+    assert score < 0.2
+    again = service.write_sync(
+        lambda s: layer.record_eve_alert(s, alert, node_id="n1", sensor="sensor-1")
+    )
+    assert again.reason == trust.IntakeReason.REPLAYED
+    assert trust_of(api, service, "n1")["score"] == pytest.approx(score)
+    with pytest.raises(trust.EvidenceError) as bad:
+        service.write_sync(
+            lambda s: layer.record_eve_alert(
+                s, {**alert, "event_type": "flow"}, node_id="n1", sensor="sensor-1"
+            )
+        )
+    assert bad.value.field == "event_type"
+    unknown = service.write_sync(
+        lambda s: layer.record_eve_alert(
+            s, _eve(2100499, 1, stamp), node_id="ghost", sensor="sensor-1"
+        )
+    )
+    assert unknown.reason == trust.IntakeReason.UNKNOWN_NODE
+
+
+def test_required_attestation_gates_placement_until_an_affirming_result(api, service, layer):
+    layer.require_attestation = True
+    alice = add_tenant(api, service, "alice")
+    add_node(api, service, "n1")
+    waiting = submit(api, alice)
+    assert waiting["state"] == "admitted"
+    assert "trust.gate.attestation_missing: no attestation result" in waiting["reason"]
+    ear = {
+        "iat": service.clock(),
+        "eat_nonce": "n-1",
+        "submods": {"os": {"ear.status": "affirming"}},
+    }
+    assert service.write_sync(
+        lambda s: layer.record_attestation(s, ear, node_id="n1", verifier="verifier")
+    ).accepted
+    assert submit(api, alice)["node_id"] == "n1"
+    bad = {
+        "iat": service.clock(),
+        "eat_nonce": "n-2",
+        "submods": {"os": {"ear.status": "contraindicated"}},
+    }
+    service.write_sync(
+        lambda s: layer.record_attestation(s, bad, node_id="n1", verifier="verifier")
+    )
+    body = trust_of(api, service, "n1")
+    # a contraindicated result is a hard gate, and heavy enough to quarantine the node
+    codes = [g["code"] for g in body["gates"]]
+    assert "trust.gate.attestation_contraindicated" in codes and body["status"] == "cordoned"
+    assert body["placement"]["reason"].endswith("after trust.evidence.attestation_contraindicated")
+    assert submit(api, alice)["state"] == "admitted"

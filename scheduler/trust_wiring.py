@@ -6,10 +6,11 @@
   (succeeded / failed / timeout; the evidence id is ``task:<id>:<attempt>``, so a replayed
   report is refused, never counted twice) and stores each accepted item as a
   :class:`~scheduler.tables.trust.TrustEvidence` row in that same transaction;
-- places by trust: :class:`TrustFilter` excludes nodes behind a hard gate or in quarantine,
-  naming the engine's reason; :class:`TrustRanker` adds the node's score in [0, 1] to the
-  load ranker's, plus an exploration bonus on a deterministic ``exploration_share`` of the
-  tasks for nodes still being learned (newcomers), so newcomers always get work;
+- places by trust (stages in :mod:`scheduler.trust_placement`): ``TrustFilter`` excludes
+  nodes behind a hard gate or in quarantine, naming the engine's reason; ``TrustRanker``
+  adds the node's score in [0, 1] to the load ranker's, plus an exploration bonus on a
+  deterministic ``exploration_share`` of the tasks for nodes still being learned
+  (newcomers), so newcomers always get work;
 - turns an engine quarantine decision into a cordoned node and requeued work (each task
   with a reason naming the decision), in the transaction that brought the evidence;
 - rebuilds the engine from the stored evidence and quarantines (:meth:`TrustLayer.restore`)
@@ -41,8 +42,9 @@ import trust
 from scheduler import store
 from scheduler.errors import Conflict, NotFound
 from scheduler.models import ACTIVE_STATES, Node, NodeStatus, Task, TaskState
-from scheduler.placement import NodeView, TaskRequest
+from scheduler.placement import NodeView
 from scheduler.tables.trust import TrustEvidence, TrustQuarantine
+from scheduler.trust_placement import NodeTrustView, TrustFilter, TrustRanker
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +52,6 @@ SOURCE = "scheduler"
 GATE_QUARANTINED = "trust.gate.quarantined"
 GATE_ATTESTATION_MISSING = "trust.gate.attestation_missing"
 VIEW_TTL_S = 1.0  # placement reuses a node's trust view this long (decay is days)
-
-
-@dataclass(frozen=True)
-class NodeTrustView:
-    """What placement needs of one node's trust, computed once per node and second."""
-
-    at: float
-    score: float
-    uncertainty: float
-    exclusion: str | None
-    exploring: bool
 
 
 @dataclass(frozen=True)
@@ -166,7 +157,7 @@ class TrustLayer:
             for row in rows:
                 total += 1
                 try:
-                    ev = evidence_of(row)
+                    ev = row.evidence()
                 except trust.EvidenceError as exc:
                     log.warning("unreadable trust evidence %s: %s", row.evidence_id, exc)
                     refused["unreadable"] = refused.get("unreadable", 0) + 1
@@ -277,7 +268,7 @@ class TrustLayer:
                     kind=ev.kind.value,
                     observed_at=float(ev.observed_at),
                     recorded_at=self.service.clock(),
-                    body=body_of(ev),
+                    body=TrustEvidence.body_of(ev),
                 )
             )
             if result.quarantine is not None:
@@ -495,38 +486,6 @@ class TrustLayer:
         return body
 
 
-class TrustFilter:
-    """Excludes nodes behind a hard gate or in trust quarantine, with the engine's reason."""
-
-    name = "trust"
-
-    def __init__(self, layer: TrustLayer) -> None:
-        self.layer = layer
-
-    def __call__(self, task: TaskRequest, node: NodeView) -> str | None:
-        return self.layer.view(node).exclusion
-
-
-class TrustRanker:
-    """Adds ``trust_weight`` x the node's score in [0, 1] to the load ranker's score, and on
-    exploration tasks ``exploration_bonus`` x uncertainty for nodes still being learned (not
-    trusted, score above the explore floor or uncertainty high): a newcomer (uncertainty 1)
-    outranks a node the engine knows well."""
-
-    name = "trust"
-
-    def __init__(self, layer: TrustLayer) -> None:
-        self.layer = layer
-
-    def __call__(self, task: TaskRequest, node: NodeView) -> float:
-        view = self.layer.view(node)
-        score = self.layer.trust_weight * view.score
-        if view.exploring and self.layer.exploration_task(task.id):
-            # the less known the node, the larger its share of the probes
-            score += self.layer.exploration_bonus * view.uncertainty
-        return score
-
-
 def _register(
     engine: trust.TrustEngine,
     node_id: str,
@@ -542,34 +501,4 @@ def _register(
         network=network if isinstance(network, str) and network else None,
         hardware_fingerprint=hardware if isinstance(hardware, str) and hardware else None,
         registered_at=registered_at,
-    )
-
-
-def body_of(ev: trust.Evidence) -> dict[str, Any]:
-    return {
-        "source": ev.source,
-        "severity": ev.severity,
-        "rating": ev.rating,
-        "rater_id": ev.rater_id,
-        "detail": ev.detail,
-    }
-
-
-def evidence_of(row: TrustEvidence) -> trust.Evidence:
-    """Rebuild a stored evidence item. Raises trust.EvidenceError on a damaged row."""
-    body = row.body or {}
-    try:
-        kind = trust.EvidenceKind(row.kind)
-    except ValueError as exc:
-        raise trust.EvidenceError(f"unknown kind {row.kind!r}", field="kind") from exc
-    return trust.Evidence(
-        row.evidence_id,
-        kind,
-        row.node_id,
-        float(row.observed_at),
-        str(body.get("source", "")),
-        severity=body.get("severity"),
-        rating=float(body.get("rating") or 0.0),
-        rater_id=body.get("rater_id"),
-        detail=str(body.get("detail", "")),
     )

@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+import trust
+
 
 class TrustEvidence(SQLModel, table=True):
     __tablename__ = "trust_evidence"
@@ -28,6 +30,35 @@ class TrustEvidence(SQLModel, table=True):
     recorded_at: float
     # the trust.Evidence fields as JSON (source, severity, rating, rater_id, detail)
     body: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+
+    @staticmethod
+    def body_of(ev: trust.Evidence) -> dict[str, Any]:
+        return {
+            "source": ev.source,
+            "severity": ev.severity,
+            "rating": ev.rating,
+            "rater_id": ev.rater_id,
+            "detail": ev.detail,
+        }
+
+    def evidence(self) -> trust.Evidence:
+        """The stored item as trust evidence. Raises trust.EvidenceError on a damaged row."""
+        body = self.body or {}
+        try:
+            kind = trust.EvidenceKind(self.kind)
+        except ValueError as exc:
+            raise trust.EvidenceError(f"unknown kind {self.kind!r}", field="kind") from exc
+        return trust.Evidence(
+            self.evidence_id,
+            kind,
+            self.node_id,
+            float(self.observed_at),
+            str(body.get("source", "")),
+            severity=body.get("severity"),
+            rating=float(body.get("rating") or 0.0),
+            rater_id=body.get("rater_id"),
+            detail=str(body.get("detail", "")),
+        )
 
 
 class TrustQuarantine(SQLModel, table=True):

@@ -63,6 +63,7 @@ _ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "node.read": frozenset({"admin", "operator", "analyst", "regulator", "node"}),
     "node.list": frozenset({"admin", "operator", "analyst", "regulator"}),
     "node.cordon": frozenset({"admin"}),
+    "node.release": frozenset({"admin"}),
     "tenant.manage": frozenset({"admin"}),
     "policy.read": frozenset({"admin", "analyst", "regulator"}),
     "policy.check": frozenset({"admin", "analyst"}),

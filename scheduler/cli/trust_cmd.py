@@ -1,9 +1,11 @@
-"""``cntrust trust``: the attack simulator (and, once mounted by the scheduler, ``show``).
+"""``cntrust trust``: a node's trust score (``show``, ``release``) and the attack simulator.
 
-``simulate --scenario FILE [--json]`` runs the real trust engine and the baselines (no trust,
-verified-outcomes-only Beta, plain EigenTrust) on the same seeded network and prints their
-metrics side by side. The trust library is imported inside the command so the CLI starts
-fast.
+``show NODE [--explain] [--json]`` asks the scheduler (``GET /v1/nodes/{id}/trust``) for the
+node's score, opinion, gates, top evidence and the operator's path back; ``release NODE``
+lifts a trust quarantine (administrators). ``simulate --scenario FILE [--json]`` runs the
+real trust engine and the baselines (no trust, verified-outcomes-only Beta, plain
+EigenTrust) on the same seeded network and prints their metrics side by side. Libraries and
+the HTTP client are imported inside the commands so the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -11,9 +13,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from scheduler.cli.common import (
+    DEFAULT_SERVER,
+    JsonOut,
+    Server,
+    Token,
+    api_errors,
+    console,
+    fail,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from trust.simulate import SimulationReport
@@ -138,3 +151,83 @@ def scenarios() -> None:
 
     for name, path in bundled_scenarios().items():
         typer.echo(f"{name}\t{path}")
+
+
+def _trust_table(body: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"trust of node {body['node_id']}", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    placement = body.get("placement") or {}
+    table.add_row(
+        "score", f"{body['score']:.3f} ({'trusted' if body['trusted'] else 'not trusted'})"
+    )
+    table.add_row(
+        "belief / disbelief / uncertainty",
+        f"{body['belief']:.3f} / {body['disbelief']:.3f} / {body['uncertainty']:.3f}",
+    )
+    table.add_row("status", str(body.get("status", "-")))
+    table.add_row(
+        "placement",
+        "eligible" if placement.get("eligible") else f"excluded: {placement.get('reason')}",
+    )
+    for gate in body.get("gates", []):
+        table.add_row("gate", f"{gate['code']}: {gate['detail']}")
+    for signal in body.get("signals", []):
+        table.add_row("signal", f"{signal['code']}: {signal['detail']}")
+    for item in body.get("top_evidence", []):
+        table.add_row(
+            "evidence", f"{item['contribution']:+.3f} {item['kind']} {item['evidence_id']}"
+        )
+    for step in body.get("path_back", []):
+        table.add_row("path back", step)
+    return table
+
+
+def _check_node(node: str) -> None:
+    import re
+
+    from scheduler.schemas import NAME_PATTERN
+
+    if not re.match(NAME_PATTERN, node):
+        fail(f"invalid node id {node!r}")
+
+
+@app.command()
+def show(
+    node: str,
+    explain: Annotated[bool, typer.Option("--explain", help="print the explanation")] = False,
+    json_out: JsonOut = False,
+    server: Server = DEFAULT_SERVER,
+    token: Token = "",
+) -> None:
+    """Show a node's trust score, gates, top evidence and the operator's path back."""
+    _check_node(node)
+    from scheduler.client import Client
+
+    params = {"explain": "true"} if explain else {}
+    with api_errors(), Client(server, token) as client:
+        body = client.request("GET", f"/v1/nodes/{node}/trust", params=params)
+    if json_out:
+        print_json(body)
+    elif explain:
+        typer.echo(body["explanation"])
+    else:
+        console.print(_trust_table(body))
+
+
+@app.command()
+def release(
+    node: str, json_out: JsonOut = False, server: Server = DEFAULT_SERVER, token: Token = ""
+) -> None:
+    """Release a node from trust quarantine (administrators): back online, evidence kept."""
+    _check_node(node)
+    from scheduler.client import Client
+
+    with api_errors(), Client(server, token) as client:
+        body = client.request("POST", f"/v1/nodes/{node}/release")
+    if json_out:
+        print_json(body)
+    else:
+        console.print(f"node [bold]{node}[/] released; score {body['score']:.3f}")

@@ -162,6 +162,7 @@ def create_app(service: Service) -> FastAPI:
     app.add_middleware(CountRequests, counter=requests)
     install(app)
     app.state.service = service
+    install_layers(service)
     app.state.notifier = notifier
 
     def load_task(session: Session, task_id: str, who: Principal, action: str) -> Task:
@@ -459,6 +460,19 @@ def create_app(service: Service) -> FastAPI:
     for router in discover():
         app.include_router(router)
     return app
+
+
+def install_layers(service: Service) -> None:
+    """Wire the security layers into a service (once): identity's revocation check on
+    every authentication, and the trust engine (evidence from finished tasks, the
+    placement filter and ranker, quarantine). Cedar authorization is installed by the
+    Service itself; provenance needs its own keys and threads (see scheduler.local)."""
+    from scheduler.identity_layer import install as install_identity
+    from scheduler.trust_wiring import TrustLayer
+
+    install_identity(service)
+    if not isinstance(getattr(service, "trust", None), TrustLayer):
+        TrustLayer.install(service)
 
 
 def issue_tenant_token(service: Service, tenant: str, ttl: timedelta) -> str:

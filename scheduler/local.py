@@ -17,10 +17,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from scheduler.app import create_app
+
+if TYPE_CHECKING:
+    from scheduler.provenance import ProvenanceLayer
 from scheduler.service import Service
 from scheduler.settings import Settings
 
@@ -77,6 +81,8 @@ class Deployment:
     nodes: list[NodeSpec] = field(default_factory=list)
     quiet_agents: bool = True
     service: Service | None = None
+    provenance: ProvenanceLayer | None = None
+    anchoring: bool = True
     server: uvicorn.Server | None = None
     thread: threading.Thread | None = None
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -91,6 +97,12 @@ class Deployment:
 
     def start(self) -> None:
         self.service = Service(self.settings)
+        from scheduler.provenance import ProvenanceLayer
+
+        # every finished task's record enters the log in the transaction that finishes it;
+        # checkpoints are anchored on the embedded chain in the data dir
+        self.provenance = ProvenanceLayer.for_service(self.service, anchoring=self.anchoring)
+        self.provenance.start()
         app = create_app(self.service)
         config = uvicorn.Config(
             app, host=self.host, port=self.port, log_level="warning", access_log=False
@@ -156,4 +168,6 @@ class Deployment:
         if self.thread is not None:
             self.thread.join(15)
         if self.service is not None:
+            if self.provenance is not None:
+                self.provenance.stop()
             self.service.close()

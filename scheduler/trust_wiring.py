@@ -68,11 +68,22 @@ def evidence_task_id(task: Task) -> str:
     return f"task:{task.id}:{task.attempt}"
 
 
-def task_outcome(task: Task) -> str:
-    """succeeded, timeout (the runner's "timed out" error) or failed."""
+def task_outcome(task: Task) -> str | None:
+    """succeeded, timeout (the runner's "timed out" error), failed — or None.
+
+    Only failures the node answers for count against it: a timeout, a task killed by
+    a signal (exit code >= 128) or one the node could not start (126, 127). A command
+    that ran and exited non-zero on its own is the tenant's failure, not evidence about
+    the node: otherwise any tenant could cordon every node with ``sh -c 'exit 1'``.
+    """
     if task.state == TaskState.SUCCEEDED:
         return "succeeded"
-    return "timeout" if "timed out" in (task.reason or "") else "failed"
+    if "timed out" in (task.reason or ""):
+        return "timeout"
+    code = task.exit_code
+    if code is not None and (code >= 128 or code in (126, 127) or code < 0):
+        return "failed"
+    return None
 
 
 class TrustLayer:
@@ -300,11 +311,14 @@ class TrustLayer:
         """Finished-task hook: the task's outcome becomes evidence about its node."""
         if task.node_id is None or task.state not in (TaskState.SUCCEEDED, TaskState.FAILED):
             return
+        outcome = task_outcome(task)
+        if outcome is None:  # the tenant's command failed, not the node
+            return
         try:
             ev = trust.from_task_outcome(
                 evidence_id=evidence_task_id(task),
                 node_id=task.node_id,
-                outcome=task_outcome(task),
+                outcome=outcome,
                 verified=False,
                 observed_at=task.finished_at or self.service.clock(),
                 scheduler=SOURCE,

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from scheduler.cli import audit_cmd, ids_cmd, ids_scenarios_cmd, policy_cmd, trust_cmd
+from scheduler.cli import (
+    alerts_cmd,
+    audit_cmd,
+    identity_cmd,
+    ids_cmd,
+    ids_scenarios_cmd,
+    policy_cmd,
+    trust_cmd,
+)
 from scheduler.cli.core_cmd import admin_app, node_app, task_app, tenant_app
 from scheduler.cli.deploy_cmd import demo, up
 
@@ -23,7 +31,14 @@ app.add_typer(node_app, name="node")
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_cmd.app, name="audit", help="Verify provenance bundles offline.")
 app.add_typer(policy_cmd.app, name="policy", help="Validate, test and check Cedar policies.")
-app.add_typer(trust_cmd.app, name="trust", help="Trust engine: simulate attacks.")
+app.add_typer(
+    trust_cmd.app, name="trust", help="Trust: a node's score and why; release; simulate attacks."
+)
+app.add_typer(alerts_cmd.app, name="alerts", help="Review, triage, suppress and export IDS alerts.")
+app.add_typer(identity_cmd.operator_app, name="operator", help="Node operators and their CAs.")
+app.add_typer(identity_cmd.token_app, name="token", help="One-time join tokens.")
+node_app.command("enroll")(identity_cmd.enroll)
+node_app.command("revoke")(identity_cmd.revoke)
 app.add_typer(ids_cmd.app, name="ids", help="Intrusion detection: scan pcaps, run a sensor.")
 app.add_typer(ids_scenarios_cmd.app, name="ids-scenarios", help="Generate labelled attack pcaps.")
 

@@ -42,7 +42,7 @@ def test_show_json_explain_and_table(cli, api, service):
     node = add_node(api, service, "n1")
     task = submit(api, alice)
     claim(api, node)
-    report(api, node, task["id"], exit_code=2)
+    report(api, node, task["id"], exit_code=137)  # killed by a signal: the node answers for it
     as_json = cli("show", "n1", "--json")
     assert as_json.exit_code == 0, as_json.output
     body = json.loads(as_json.output)
@@ -70,7 +70,7 @@ def test_release_through_the_cli(cli, api, service):
     for _ in range(5):
         submit(api, alice)
     for task in claim(api, node):
-        report(api, node, task["id"], exit_code=1)
+        report(api, node, task["id"], exit_code=137)
     assert json.loads(cli("show", "n1", "--json").output)["status"] == "cordoned"
     released = cli("release", "n1")
     assert released.exit_code == 0 and "released" in released.output

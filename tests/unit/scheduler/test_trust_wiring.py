@@ -72,7 +72,7 @@ def test_failing_node_is_quarantined_and_its_work_goes_elsewhere(api, service, l
         if not held:
             submit(api, alice)
             continue
-        assert report(api, bad, held[0]["id"], exit_code=1).status_code == 200
+        assert report(api, bad, held[0]["id"], exit_code=137).status_code == 200
         failures += 1
         scores.append(trust_of(api, service, "bad")["score"])
     assert failures == 5  # five unverified failures cross the quarantine threshold
@@ -148,7 +148,7 @@ def test_hook_dedups_a_replayed_task_outcome(api, service, layer):
     node = add_node(api, service, "n1")
     task_id = submit(api, alice)["id"]
     claim(api, node)
-    assert report(api, node, task_id, exit_code=1).status_code == 200
+    assert report(api, node, task_id, exit_code=137).status_code == 200
     score = trust_of(api, service, "n1")["score"]
     with service.read() as session:
         task = session.get(Task, task_id)
@@ -265,7 +265,7 @@ def test_restart_restores_scores_and_quarantines(api, service, layer, clock):
     for _ in range(5):
         submit(api, alice)
     for task in claim(api, bad):
-        assert report(api, bad, task["id"], exit_code=1).status_code == 200
+        assert report(api, bad, task["id"], exit_code=137).status_code == 200
         fail += 1
     good = add_node(api, service, "good", cpu_cores=8, operator="globex")
     for _ in range(6):
@@ -313,7 +313,7 @@ def test_admin_releases_a_quarantined_node_and_a_tenant_cannot(api, service, lay
     while node_status(service, "bad") != NodeStatus.CORDONED:
         submit(api, alice)
         for task in claim(api, bad):
-            report(api, bad, task["id"], exit_code=1)
+            report(api, bad, task["id"], exit_code=137)
     waiting = submit(api, alice)
     assert waiting["state"] == "admitted"
     denied = api.post("/v1/nodes/bad/release", headers=alice)
@@ -359,7 +359,7 @@ def test_explain_names_the_evidence_and_the_path_back(api, service, layer):
     node = add_node(api, service, "n1")
     task_id = submit(api, alice)["id"]
     claim(api, node)
-    report(api, node, task_id, exit_code=3)
+    report(api, node, task_id, exit_code=137)
     plain = trust_of(api, service, "n1")
     assert "explanation" not in plain
     body = trust_of(api, service, "n1", explain="true")
@@ -456,3 +456,15 @@ def test_required_attestation_gates_placement_until_an_affirming_result(api, ser
     assert "trust.gate.attestation_contraindicated" in codes and body["status"] == "cordoned"
     assert body["placement"]["reason"].endswith("after trust.evidence.attestation_contraindicated")
     assert submit(api, alice)["state"] == "admitted"
+
+
+def test_a_tenants_failing_command_is_not_held_against_the_node(api, service, layer):
+    alice = add_tenant(api, service, "alice")
+    node = add_node(api, service, "n1")
+    for _ in range(8):  # more than enough failures to quarantine, were they the node's
+        task_id = submit(api, alice)["id"]
+        claim(api, node)
+        assert report(api, node, task_id, exit_code=1).status_code == 200
+    body = trust_of(api, service, "n1")
+    assert body["top_evidence"] == []
+    assert api.get("/v1/nodes/n1", headers=admin(service)).json()["status"] == "online"

@@ -130,10 +130,16 @@ def open_loop(
 
 
 def run(
-    tasks: int, concurrency: int, nodes: int, env: dict[str, str], rate: float, seconds: float
+    tasks: int,
+    concurrency: int,
+    nodes: int,
+    env: dict[str, str],
+    rate: float,
+    seconds: float,
+    layers: bool = True,
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="cntrust-bench-") as tmp:
-        dep = UpProcess(Path(tmp) / "data", nodes=nodes, env=env).start()
+        dep = UpProcess(Path(tmp) / "data", nodes=nodes, env=env, layers=layers).start()
         try:
             admin = {"Authorization": f"Bearer {dep.admin_token()}"}
             httpx.post(dep.url + "/v1/tenants", json={"name": "bench"}, headers=admin)
@@ -195,6 +201,7 @@ def run(
                 **latency,
                 "server_cpu_ms_per_task": round((cpu1[0] - cpu0[0]) / total * 1000, 2),
                 "agents_cpu_ms_per_task": round((cpu1[1] - cpu0[1]) / total * 1000, 2),
+                "layers": "on" if layers else "off",
                 "database": "postgresql" if env.get("CNTRUST_DATABASE_URL") else "sqlite",
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                 f"Python {platform.python_version()}",
@@ -212,14 +219,36 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="open-loop duration")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--layers", choices=("on", "off", "both"), default="on",
+        help="security layers in `cntrust up`; both: off then on, with on/off ratios",
+    )  # fmt: skip
     args = parser.parse_args()
     env = {"CNTRUST_DATABASE_URL": args.database_url} if args.database_url else {}
-    result = run(args.tasks, args.concurrency, args.nodes, env, args.rate, args.seconds)
+    sides = {"on": [True], "off": [False], "both": [False, True]}[args.layers]
+    results = [
+        run(args.tasks, args.concurrency, args.nodes, env, args.rate, args.seconds, layers=side)
+        for side in sides
+    ]
+    if len(results) == 2:
+        off, on = results
+        results.append(
+            {
+                "ratio_tasks_per_s_on_off": round(
+                    float(on["tasks_per_s_end_to_end"]) / float(off["tasks_per_s_end_to_end"]), 3
+                ),
+                "ratio_submit_p99_on_off": round(
+                    float(on["submit_p99_ms"]) / float(off["submit_p99_ms"]), 3
+                ),
+            }
+        )
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(results, indent=2))
     else:
-        for key, value in result.items():
-            print(f"{key:>24}: {value}")
+        for result in results:
+            for key, value in result.items():
+                print(f"{key:>26}: {value}")
+            print()
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ async def _principal(
 Caller = Annotated[Principal, Depends(_principal)]
 
 
-def create_app(service: Service) -> FastAPI:
+def create_app(service: Service, *, layers: bool = True) -> FastAPI:
     settings = service.settings
     notifier = Notifier()
 
@@ -162,7 +162,8 @@ def create_app(service: Service) -> FastAPI:
     app.add_middleware(CountRequests, counter=requests)
     install(app)
     app.state.service = service
-    install_layers(service)
+    if layers:
+        install_layers(service)
     app.state.notifier = notifier
 
     def load_task(session: Session, task_id: str, who: Principal, action: str) -> Task:

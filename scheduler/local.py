@@ -83,6 +83,9 @@ class Deployment:
     service: Service | None = None
     provenance: ProvenanceLayer | None = None
     anchoring: bool = True
+    # False: the bare reference scheduler (built-in role rules, no identity, trust or
+    # provenance layer) — the "layers off" side of the overhead benchmarks
+    layers: bool = True
     server: uvicorn.Server | None = None
     thread: threading.Thread | None = None
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -96,14 +99,19 @@ class Deployment:
         return self.settings.data_dir / "admin.token"
 
     def start(self) -> None:
-        self.service = Service(self.settings)
-        from scheduler.provenance import ProvenanceLayer
+        if self.layers:
+            self.service = Service(self.settings)
+            from scheduler.provenance import ProvenanceLayer
 
-        # every finished task's record enters the log in the transaction that finishes it;
-        # checkpoints are anchored on the embedded chain in the data dir
-        self.provenance = ProvenanceLayer.for_service(self.service, anchoring=self.anchoring)
-        self.provenance.start()
-        app = create_app(self.service)
+            # every finished task's record enters the log in the transaction that finishes
+            # it; checkpoints are anchored on the embedded chain in the data dir
+            self.provenance = ProvenanceLayer.for_service(self.service, anchoring=self.anchoring)
+            self.provenance.start()
+        else:
+            from scheduler.authz import BuiltinAuthorizer
+
+            self.service = Service(self.settings, authorizer=BuiltinAuthorizer())
+        app = create_app(self.service, layers=self.layers)
         config = uvicorn.Config(
             app, host=self.host, port=self.port, log_level="warning", access_log=False
         )

@@ -17,12 +17,22 @@ def up(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8440,
     nodes: Annotated[int, typer.Option(help="Local node agents to start.", min=0, max=64)] = 3,
+    layers: Annotated[
+        bool,
+        typer.Option(
+            "--layers/--no-layers",
+            help="Security layers (Cedar, identity, trust, provenance); --no-layers runs the "
+            "bare reference scheduler, e.g. to measure their overhead.",
+        ),
+    ] = True,
 ) -> None:
     """Start the scheduler API, N local node agents and every embedded default."""
     from scheduler.local import Deployment, default_nodes
 
     settings = local_settings(data_dir)
-    deployment = Deployment(settings, host=host, port=port, nodes=default_nodes(nodes))
+    deployment = Deployment(
+        settings, host=host, port=port, nodes=default_nodes(nodes), layers=layers
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -16,11 +16,18 @@ from scheduler.local import free_port
 
 
 class UpProcess:
-    def __init__(self, data_dir: Path, nodes: int = 0, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        nodes: int = 0,
+        env: dict[str, str] | None = None,
+        layers: bool = True,
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.nodes = nodes
+        self.layers = layers
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -28,6 +35,7 @@ class UpProcess:
         cmd = [
             sys.executable, "-m", "scheduler.cli", "up", "--data-dir", str(self.data_dir),
             "--port", str(self.port), "--nodes", str(self.nodes),
+            "--layers" if self.layers else "--no-layers",
         ]  # fmt: skip
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "up.log", "ab")  # noqa: SIM115

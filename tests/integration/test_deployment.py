@@ -116,3 +116,24 @@ def test_up_on_a_busy_port_fails_cleanly(tmp_path, database_url):
         assert httpx.get(first.url + "/healthz").status_code == 200
     finally:
         first.stop()
+
+
+def test_up_without_layers_runs_the_bare_scheduler(tmp_path, database_url):
+    dep = UpProcess(tmp_path / "data", nodes=0, env=db_env(database_url), layers=False).start()
+    try:
+        admin = Client(dep.url, dep.admin_token())
+        admin.add_tenant("alice")
+        task = Client(dep.url, dep.token("tenant", "alice")).submit(["true"])
+        assert task["state"] == "admitted"
+        assert httpx.get(dep.url + "/log/key").status_code == 404  # no provenance layer
+    finally:
+        dep.stop()
+
+
+def test_up_with_layers_serves_the_provenance_log(tmp_path, database_url):
+    dep = UpProcess(tmp_path / "data", nodes=0, env=db_env(database_url)).start()
+    try:
+        key = httpx.get(dep.url + "/log/key")
+        assert key.status_code == 200 and key.text.startswith("cntrust.local/log+")
+    finally:
+        dep.stop()

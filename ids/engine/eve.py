@@ -46,6 +46,26 @@ def proto_name(proto: int) -> str:
     return PROTO_NAMES.get(proto, str(proto))
 
 
+def _header(
+    pkt: Packet, flow: Flow | None, pcap_cnt: int | None, event_type: str
+) -> dict[str, Any]:
+    """The fields every packet record starts with, in Suricata's key order."""
+    ev: dict[str, Any] = {"timestamp": format_timestamp(pkt.ts)}
+    if flow is not None:
+        ev["flow_id"] = flow.flow_id
+    if pcap_cnt is not None:
+        ev["pcap_cnt"] = pcap_cnt
+    ev["event_type"] = event_type
+    ev["src_ip"] = format_ip(pkt.src)
+    if pkt.proto in _PORT_PROTOS:
+        ev["src_port"] = pkt.sport
+    ev["dest_ip"] = format_ip(pkt.dst)
+    if pkt.proto in _PORT_PROTOS:
+        ev["dest_port"] = pkt.dport
+    ev["proto"] = proto_name(pkt.proto)
+    return ev
+
+
 def alert_event(
     rule: Rule,
     pkt: Packet,
@@ -56,19 +76,7 @@ def alert_event(
     node_id: str | None,
 ) -> dict[str, Any]:
     """Build one EVE alert record for `rule` matching `pkt`."""
-    ev: dict[str, Any] = {"timestamp": format_timestamp(pkt.ts)}
-    if flow is not None:
-        ev["flow_id"] = flow.flow_id
-    if pcap_cnt is not None:
-        ev["pcap_cnt"] = pcap_cnt
-    ev["event_type"] = "alert"
-    ev["src_ip"] = format_ip(pkt.src)
-    if pkt.proto in _PORT_PROTOS:
-        ev["src_port"] = pkt.sport
-    ev["dest_ip"] = format_ip(pkt.dst)
-    if pkt.proto in _PORT_PROTOS:
-        ev["dest_port"] = pkt.dport
-    ev["proto"] = proto_name(pkt.proto)
+    ev = _header(pkt, flow, pcap_cnt, "alert")
     if pkt.proto in (PROTO_ICMP, PROTO_ICMPV6) and pkt.icmp_type >= 0:
         ev["icmp_type"] = pkt.icmp_type
         ev["icmp_code"] = pkt.icmp_code
@@ -121,19 +129,7 @@ def drop_event(
     node_id: str | None,
 ) -> dict[str, Any]:
     """Build an EVE drop record (Suricata's drop log) for a dropped packet."""
-    ev: dict[str, Any] = {"timestamp": format_timestamp(pkt.ts)}
-    if flow is not None:
-        ev["flow_id"] = flow.flow_id
-    if pcap_cnt is not None:
-        ev["pcap_cnt"] = pcap_cnt
-    ev["event_type"] = "drop"
-    ev["src_ip"] = format_ip(pkt.src)
-    if pkt.proto in _PORT_PROTOS:
-        ev["src_port"] = pkt.sport
-    ev["dest_ip"] = format_ip(pkt.dst)
-    if pkt.proto in _PORT_PROTOS:
-        ev["dest_port"] = pkt.dport
-    ev["proto"] = proto_name(pkt.proto)
+    ev = _header(pkt, flow, pcap_cnt, "drop")
     if flow is not None:
         ev["community_id"] = community_id_for(flow, pkt)
     drop: dict[str, Any] = {"len": len(pkt.raw) - pkt.l3_off, "ttl": pkt.ttl, "ipid": pkt.ip_id}

@@ -82,6 +82,11 @@ class Node(SQLModel, table=True):
     registered_at: float
     last_heartbeat: float = Field(index=True)
     labels: dict[str, Any] = _json_column()
+    # The node's current attestation result (set by the attestation layer; None = missing).
+    attestation_status: str | None = Field(default=None, max_length=32)
+    attestation_id: str | None = Field(default=None, max_length=64)
+    attested_at: float | None = None
+    attestation_expires_at: float | None = None
 
 
 class Task(SQLModel, table=True):
@@ -108,6 +113,16 @@ class Task(SQLModel, table=True):
     usage: dict[str, Any] = _json_column()
     trace_parent: str | None = None
     idempotency_key: str | None = Field(default=None, index=True, max_length=128)
+    # What placement relied on (filled by the layers at placement; empty when a layer is off),
+    # copied into the task's provenance record.
+    attestation_id: str | None = Field(default=None, max_length=64)
+    attestation_status: str | None = Field(default=None, max_length=32)
+    trust_per_mille: int | None = None
+    trust_uncertainty_per_mille: int | None = None
+    policy_version: str | None = Field(default=None, max_length=80)
+    placement_decision_id: str | None = Field(default=None, max_length=64)
+    # The node's own signature over its result (base64url, see scheduler/agent.py).
+    node_signature: str | None = Field(default=None, max_length=200)
 
 
 class TaskEvent(SQLModel, table=True):

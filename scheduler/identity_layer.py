@@ -148,6 +148,12 @@ class IdentityLayer:
     def trust_bundle(self) -> TrustBundle:
         return self._ca.trust_bundle()
 
+    def reload_ca(self) -> None:
+        """Reload the CA from its directory (another process may have rotated or revoked
+        an operator's CA). Raises CaStoreError."""
+        with self._ca_lock:
+            self._ca = load_ca(self.ca_dir, clock=self.service.clock)
+
     # -- operators ----------------------------------------------------------------------
     def add_operator(self, name: str, by: str) -> Callable[[Session], IdentityOperator]:
         """Create the operator's intermediate CA (kept on disk); return the write that
@@ -242,6 +248,8 @@ class IdentityLayer:
             raise Forbidden(f"node {node_id} is revoked", reason="revoked")
         # 5. issue: the SPIFFE ID is assigned from the token's operator and the node id
         operator = row.operator
+        if operator in self.revocations.snapshot().revocations.operators:
+            raise Forbidden(f"operator {operator} CA is revoked", reason="operator_revoked")
         try:
             self._operator_ca(operator)
             svid = self._ca.issue_svid(checked, operator, node_id)

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     issuer: str = "cntrust"
     audience: str = "cntrust-api"
     trust_domain: str = "cntrust.local"
+    # node SVID renewal requires a passing attestation (attest-to-renew); false only where
+    # no attestation runs, and each renewal record then says "not_required"
+    attest_to_renew: bool = True
     heartbeat_timeout_s: float = Field(default=10.0, gt=0)
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     running_grace_s: float = Field(default=5.0, ge=0)

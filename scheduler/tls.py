@@ -181,6 +181,7 @@ class MtlsServer(uvicorn.Server):
         await super().startup(sockets=sockets)
         if self.should_exit:
             return
+        self.started = False  # started means both listeners are up
         cert = self.tls.issue(self.ca, self.hosts)
         self.ssl_context = self.tls.context()
         config = self.config
@@ -199,6 +200,7 @@ class MtlsServer(uvicorn.Server):
         )
         self.servers.append(server)
         self._schedule_renewal(cert)
+        self.started = True
 
     def _schedule_renewal(self, cert: x509.Certificate) -> None:
         delay = max(1.0, renew_at(cert).timestamp() - self.ca.clock())

@@ -46,6 +46,8 @@ def up(
     console.print(f"  data dir      {settings.data_dir.resolve()}")
     console.print(f"  admin token   {deployment.admin_token_path.resolve()} (mode 0600)")
     console.print(f"  node agents   {', '.join(deployment.agents) or 'none'}")
+    if deployment.tls_url:
+        console.print(f"  agents (mTLS) {deployment.tls_url} (X.509-SVIDs)")
     console.print("Ctrl-C stops everything.")
     stop.wait()
     console.print("stopping...")

@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     # node SVID renewal requires a passing attestation (attest-to-renew); false only where
     # no attestation runs, and each renewal record then says "not_required"
     attest_to_renew: bool = True
+    # TPM-rooted enrollment: PEM file of the EK certificate CAs (roots and intermediates);
+    # without an EK certificate a node's TPM enrollment is refused unless this is false
+    tpm_ek_ca_file: Path | None = None
+    tpm_require_ek_certificate: bool = True
     heartbeat_timeout_s: float = Field(default=10.0, gt=0)
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     running_grace_s: float = Field(default=5.0, ge=0)

@@ -9,15 +9,19 @@ check on first use otherwise.
 
 from __future__ import annotations
 
+import base64
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from scheduler.app import Caller
+from scheduler.app import NODE_TOKEN_TTL, Caller
 from scheduler.authz import Resource
 from scheduler.identity_layer import IdentityLayer
 from scheduler.identity_operators import revoke_operator, rotate_operator
 from scheduler.identity_renewal import begin_renewal
+from scheduler.identity_tpm import begin_tpm_enrollment, finish_tpm_enrollment
 from scheduler.mtls import install
+from scheduler.routers.identity import EnrollOut
 from scheduler.service import Service
 
 router = APIRouter(tags=["identity"])
@@ -97,3 +101,75 @@ async def revoke(
     service.authorize(who, "identity.operator.manage", Resource("operator", operator[:64]))
     result = await service.write(revoke_operator(layer, operator[:64], body.reason, who.label))
     return OperatorRevokeOut.model_validate(result)
+
+
+class TpmEnrollIn(BaseModel):
+    join_token: str = Field(max_length=128)
+    csr_pem: str = Field(max_length=16 * 1024)
+    node_id: str = Field(max_length=64)
+    ek_public: str = Field(max_length=4096, description="TPM2B_PUBLIC of the EK, base64")
+    ek_certificate: str | None = Field(
+        default=None, max_length=12 * 1024, description="EK certificate (DER), base64"
+    )
+    ak_public: str = Field(max_length=4096, description="TPM2B_PUBLIC of the AK, base64")
+
+
+class TpmChallengeOut(BaseModel):
+    challenge_id: str
+    credential_blob: str = Field(description="tpm2_activatecredential input file, base64")
+    expires_at: float
+
+
+class TpmActivateIn(BaseModel):
+    join_token: str = Field(max_length=128)
+    activated_credential: str = Field(max_length=512, description="base64")
+
+
+@router.post("/v1/enroll/tpm", status_code=201)
+async def tpm_enroll_begin(body: TpmEnrollIn, request: Request) -> TpmChallengeOut:
+    """Hardware-rooted enrollment, step 1: the EK and AK are checked and the server's
+    MakeCredential challenge is returned (the join token authenticates)."""
+    service, layer = _layer(request)
+    challenge = begin_tpm_enrollment(
+        layer,
+        join_token=body.join_token,
+        csr_pem=body.csr_pem,
+        node_id=body.node_id,
+        ek_public_b64=body.ek_public,
+        ek_certificate_b64=body.ek_certificate,
+        ak_public_b64=body.ak_public,
+    )
+    await service.write(challenge.record)
+    return TpmChallengeOut(
+        challenge_id=challenge.challenge_id,
+        credential_blob=base64.b64encode(challenge.credential_blob).decode(),
+        expires_at=challenge.expires_at,
+    )
+
+
+@router.post("/v1/enroll/tpm/{challenge_id}", status_code=201)
+async def tpm_enroll_finish(challenge_id: str, body: TpmActivateIn, request: Request) -> EnrollOut:
+    """Hardware-rooted enrollment, step 2: the TPM's ActivateCredential answer; the SVID
+    is issued only when it matches."""
+    service, layer = _layer(request)
+    enrollment, op = finish_tpm_enrollment(
+        layer, challenge_id, body.join_token, body.activated_credential
+    )
+    await service.write(op)
+    svid = enrollment.svid
+    token = service.issue_token(
+        "node-register",
+        enrollment.node_id,
+        NODE_TOKEN_TTL,
+        spiffe_id=svid.spiffe_id.uri,
+        operator=enrollment.operator,
+    )
+    return EnrollOut(
+        node_id=enrollment.node_id,
+        operator=enrollment.operator,
+        spiffe_id=svid.spiffe_id.uri,
+        not_after=svid.not_after.timestamp(),
+        svid_chain_pem=svid.chain_pem.decode(),
+        trust_bundle_pem=svid.trust_bundle_pem.decode(),
+        node_token=token,
+    )

@@ -90,6 +90,8 @@ class Deployment:
     # with the layers on, agents talk mTLS on this port (0: a free one)
     tls_port: int = 0
     tls_url: str | None = None
+    # layers on: agents enroll and use their SVIDs (False: bearer tokens, for comparisons)
+    agent_mtls: bool = True
     thread: threading.Thread | None = None
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -132,7 +134,7 @@ class Deployment:
         write_secret(
             self.admin_token_path, self.service.issue_token("admin", "admin", ADMIN_TOKEN_TTL)
         )
-        if self.layers and self.nodes:
+        if self.layers and self.agent_mtls and self.nodes:
             from scheduler.local_identity import enroll_local_nodes
 
             assert self.tls_url is not None
@@ -171,7 +173,7 @@ class Deployment:
         # layers on: the enrolled node's SVID authenticates (mTLS); off: a bearer token
         auth = (
             ["--server", self.tls_url]
-            if self.layers and self.tls_url
+            if self.layers and self.agent_mtls and self.tls_url
             else ["--server", self.url, "--token", self.registration_token(spec.name)]
         )
         cmd = [

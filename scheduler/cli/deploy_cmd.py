@@ -25,13 +25,28 @@ def up(
             "bare reference scheduler, e.g. to measure their overhead.",
         ),
     ] = True,
+    agent_auth: Annotated[
+        str,
+        typer.Option(
+            "--agent-auth",
+            help="How local agents authenticate with the layers on: mtls (enroll, X.509-SVID) "
+            "or token (bearer tokens over plain HTTP, e.g. to measure mTLS).",
+        ),
+    ] = "mtls",
 ) -> None:
     """Start the scheduler API, N local node agents and every embedded default."""
     from scheduler.local import Deployment, default_nodes
 
+    if agent_auth not in ("mtls", "token"):
+        fail(f"--agent-auth must be mtls or token, not {agent_auth!r}")
     settings = local_settings(data_dir)
     deployment = Deployment(
-        settings, host=host, port=port, nodes=default_nodes(nodes), layers=layers
+        settings,
+        host=host,
+        port=port,
+        nodes=default_nodes(nodes),
+        layers=layers,
+        agent_mtls=agent_auth == "mtls",
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from identity.pki import CertificateAuthority, load_node_credentials
 from scheduler.agent import Agent, AgentConfig
-from scheduler.agent_identity import AgentIdentity, RotatingTransport
+from scheduler.agent_identity import AgentIdentity, RotatingTransport, renewal_loop
 from scheduler.errors import Unauthorized
 from tests.conftest import bearer
 from tests.integration.mtls_helpers import (
@@ -270,3 +270,39 @@ def test_agent_renews_and_new_connections_present_the_new_svid(replica, tmp_path
     assert new.serial_number != old.serial_number
     assert new.public_key() != old.public_key()  # a fresh key
     assert AgentIdentity.load(node_dir).spiffe_id.uri == f"spiffe://{TD}/operator/acme/node/n1"
+
+
+def test_renewal_loop_renews_when_due_and_keeps_working(replica, tmp_path):
+    add_operator(replica, "acme")
+    node_dir = tmp_path / "n1"
+    enroll_over_tls(replica, admin(replica), "acme", "n1", node_dir)
+    first = load_node_credentials(node_dir).certificate.serial_number
+
+    class DueOnce(AgentIdentity):
+        """Due for renewal while it still holds the first SVID (a fake clock would need
+        the scheduler's and OpenSSL's clocks moved too)."""
+
+        def needs_renewal(self, now: float) -> bool:
+            return self.credentials.certificate.serial_number == first
+
+    identity = DueOnce.load(node_dir)
+
+    async def run() -> int:
+        transport = RotatingTransport(identity, grace_s=0.1)
+        stop = asyncio.Event()
+        async with httpx.AsyncClient(base_url=replica.tls_url, transport=transport) as client:
+            await client.post("/v1/nodes/register", json={"cpu_cores": 1, "memory_mb": 64})
+            loop = asyncio.create_task(
+                renewal_loop(identity, client, transport, stop, check_s=0.05)
+            )
+            for _ in range(200):
+                if identity.credentials.certificate.serial_number != first:
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            await loop
+            resp = await client.post("/v1/agent/heartbeat", json={"running": []})
+            return resp.status_code
+
+    assert asyncio.run(run()) == 200
+    assert load_node_credentials(node_dir).certificate.serial_number != first

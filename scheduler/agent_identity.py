@@ -31,6 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from identity.pki import (
+    KeyAlgorithm,
     NodeCredentials,
     NodeSpiffeId,
     build_csr,
@@ -103,7 +104,7 @@ class AgentIdentity:
 
     async def renew(self, client: httpx.AsyncClient) -> None:
         """Fresh key, CSR, new SVID stored. Raises RenewalRefused, httpx.HTTPError."""
-        algorithm = (
+        algorithm: KeyAlgorithm = (
             "ed25519"
             if isinstance(self.credentials.private_key, ed25519.Ed25519PrivateKey)
             else "ecdsa-p256"

@@ -50,11 +50,13 @@ def rotate_operator(
         raise Conflict(f"cannot rotate operator {name}: {exc}", reason=exc.reason) from exc
     save_ca(ca, layer.ca_dir)
     now = layer.service.clock()
+    old_serial = str(old.certificate.serial_number)
+    new_serial = str(new.certificate.serial_number)
     result = {
         "name": name,
         "ca_certificate_pem": new.certificate_pem.decode(),
-        "old_ca_serial": str(old.certificate.serial_number),
-        "new_ca_serial": str(new.certificate.serial_number),
+        "old_ca_serial": old_serial,
+        "new_ca_serial": new_serial,
         "rotated_at": now,
     }
 
@@ -62,8 +64,8 @@ def rotate_operator(
         session.add(
             IdentityOperatorRotation(
                 operator=name,
-                old_ca_serial=result["old_ca_serial"],
-                new_ca_serial=result["new_ca_serial"],
+                old_ca_serial=old_serial,
+                new_ca_serial=new_serial,
                 rotated_at=now,
                 rotated_by=by[:140],
             )

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
-from identity.pki import SvidVerificationError, VerifiedSvid
+from identity.pki import SvidVerificationError, TrustBundle, VerifiedSvid, verify_client_svid
 from scheduler.authz import Principal
 from scheduler.errors import Unauthorized
 
@@ -81,6 +81,7 @@ class PeerAuthenticator:
         self._cache: dict[str, _Cached] = {}
         self._ca_checked_at = 0.0
         self._ca_mtime = self._ca_stamp()
+        self._bundle: tuple[tuple[object, ...], TrustBundle] | None = None
 
     def __call__(self, tls: Mapping[str, Any]) -> Principal:
         """Raises Unauthorized (``reason`` of the verification step that failed)."""
@@ -98,8 +99,10 @@ class PeerAuthenticator:
             raise Unauthorized("client certificate refused: expired", reason="expired", step=4)
         svid = cached.svid
         snapshot = self.layer.revocations.snapshot()
-        revoked = snapshot.revocations.union(self.layer.ca.revocation_set())
-        if revoked.operator_revoked(svid.operator, svid.issuer_serial):
+        revoked = snapshot.revocations
+        if revoked.operator_revoked(
+            svid.operator, svid.issuer_serial
+        ) or self.layer.ca.revocation_set().operator_revoked(svid.operator, svid.issuer_serial):
             self._cache.pop(pem, None)
             raise Unauthorized(
                 f"client certificate refused: operator {svid.operator} CA is revoked",
@@ -130,9 +133,21 @@ class PeerAuthenticator:
             },
         )
 
+    def _trust_bundle(self) -> TrustBundle:
+        """The CA's trust bundle, rebuilt only when an operator CA was added, rotated or
+        revoked (building one checks every operator CA's signature)."""
+        ca = self.layer.ca
+        key = (id(ca), *((o.operator, o.certificate.serial_number, len(o.previous), o.revoked)
+                         for o in ca.operators()))  # fmt: skip
+        if self._bundle is None or self._bundle[0] != key:
+            self._bundle = (key, ca.trust_bundle())
+        return self._bundle[1]
+
     def _verify(self, pem: str, now: float) -> _Cached:
+        snapshot = self.layer.revocations.snapshot()
+        revocations = snapshot.revocations.union(self.layer.ca.revocation_set())
         try:
-            svid = self.layer.verify_node_svid(pem.encode())
+            svid = verify_client_svid(pem.encode(), self._trust_bundle(), now, revocations)
         except SvidVerificationError as exc:
             raise Unauthorized(
                 f"client certificate refused: {exc.reason}", reason=exc.reason, step=exc.step

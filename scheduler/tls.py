@@ -77,7 +77,7 @@ class _PeerCertMixin:
 
     app: Any
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         tls = peer_tls_extension(transport)
         if tls is None:

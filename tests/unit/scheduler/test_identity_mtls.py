@@ -269,3 +269,25 @@ def test_operator_routes_refuse_bad_input(mapi, service):
     assert resp.status_code == 422
     tenant = bearer(service, "tenant", "alice")
     assert mapi.post("/v1/operators/acme/rotate", headers=tenant).status_code == 403
+
+
+def test_rotation_on_one_replica_is_picked_up_by_another(mapi, service, clock):
+    """Replicas sharing the CA directory reload it when it changes (checked every second),
+    so an SVID from the rotated CA is accepted everywhere."""
+    from scheduler.service import Service
+
+    add_operator(mapi, service, "acme")
+    other = Service(service.settings, clock=clock)
+    try:
+        with TestClient(with_client_cert(create_app(other))) as replica:
+            a1 = enrolled(mapi, service, "acme", "a1")
+            clock.advance(1.0)
+            assert heartbeat(replica, a1).status_code == 200
+            rotated = mapi.post("/v1/operators/acme/rotate", headers=admin(service))
+            assert rotated.status_code == 200
+            a2 = enrolled(mapi, service, "acme", "a2")  # issued by the new operator CA
+            clock.advance(1.0)
+            resp = heartbeat(replica, a2)
+            assert resp.status_code == 200, resp.text
+    finally:
+        other.close()

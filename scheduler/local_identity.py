@@ -14,6 +14,7 @@ not enrolled again (a restarted deployment); otherwise it enrolls with a new tok
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -69,14 +70,18 @@ def enroll_local_nodes(
             sys.executable, "-m", "scheduler.cli", "node", "enroll",
             "--server", server_url,
             "--ca-bundle", str(ca_bundle),
-            "--token", token,
             "--dir", str(node_dir),
             "--node-id", spec.name,
         ]  # fmt: skip
         procs.append(
             (
                 spec.name,
-                subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT),
+                subprocess.Popen(  # the token in the environment, not in the process list
+                    cmd,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, "CNTRUST_JOIN_TOKEN": token},
+                ),
             )
         )
     failures = []

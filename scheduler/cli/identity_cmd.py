@@ -103,7 +103,10 @@ CaBundle = Annotated[
 
 
 def enroll(
-    token: Annotated[str, typer.Option("--token", help="The one-time join token.")],
+    token: Annotated[
+        str,
+        typer.Option("--token", envvar="CNTRUST_JOIN_TOKEN", help="The one-time join token."),
+    ],
     directory: Annotated[Path, typer.Option("--dir", help="Node credential directory.")],
     node_id: NodeId,
     server: Server = DEFAULT_SERVER,

@@ -434,11 +434,11 @@ def place_pending(
     Stops early when no node has free CPU, or when a whole chunk placed nothing
     (the cluster is full for this kind of work), so a long backlog costs little.
     """
-    nodes = online_nodes(session)
     placed: list[Transition] = []
+    nodes: list[Node] | None = None  # loaded only when there is waiting work
     offset = 0
     while offset < limit:
-        if not any(n.cpu_cores - n.cpu_used > 1e-9 for n in nodes):
+        if nodes is not None and not any(n.cpu_cores - n.cpu_used > 1e-9 for n in nodes):
             break
         chunk = list(
             session.exec(
@@ -449,6 +449,12 @@ def place_pending(
                 .limit(_PLACE_CHUNK)
             )
         )
+        if not chunk:
+            break
+        if nodes is None:
+            nodes = online_nodes(session)
+            if not any(n.cpu_cores - n.cpu_used > 1e-9 for n in nodes):
+                break
         placed_in_chunk = 0
         for task in chunk:
             if not _could_fit_somewhere(task, nodes):

@@ -6,7 +6,8 @@
 - revoke: the operator's CA issues nothing more (enrollment and renewal refuse it) and a
   revocation row names the operator, so every replica refuses every SVID the operator's CA
   (current or rotated-out) issued within the revocation snapshot's refresh interval, and
-  after a restart.
+  after a restart. The revocation is handed to ``service.record_response`` in the same
+  transaction (action ``response.revoke``, subject ``operator:<name>``).
 
 Refusals: NotFound (unknown operator), Conflict (``operator_revoked`` on rotating a revoked
 operator).
@@ -23,6 +24,7 @@ from identity.pki import PkiError, save_ca
 from scheduler.db import after_commit
 from scheduler.errors import Conflict, NotFound
 from scheduler.identity_revocations import RevocationSnapshot
+from scheduler.service import ResponseAction
 from scheduler.tables.identity import IdentityOperator, IdentityRevocation
 from scheduler.tables.identity_mtls import IdentityOperatorRotation
 
@@ -85,7 +87,8 @@ def revoke_operator(
     ca = layer.ca
     op_ca = ca.revoke_operator(name)
     save_ca(ca, layer.ca_dir)
-    now = layer.service.clock()
+    service = layer.service
+    now = service.clock()
     cache = layer.revocations
     revoked = RevocationSnapshot.of(operators=[name], serials=op_ca.serials)
 
@@ -101,6 +104,18 @@ def revoke_operator(
         if existing is None:
             session.add(row)
             after_commit(session, lambda: cache.add(revoked))
+            service.record_response(  # the provenance log records the response action
+                session,
+                ResponseAction(
+                    action="response.revoke",
+                    subject=f"operator:{name}",
+                    reason=reason,
+                    actor=by[:140],
+                    source="admin",
+                    at=now,
+                    detail={"ca_serials": [str(s) for s in op_ca.serials]},
+                ),
+            )
         return {
             "name": name,
             "reason": row.reason,

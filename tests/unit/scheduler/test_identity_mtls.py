@@ -291,3 +291,15 @@ def test_rotation_on_one_replica_is_picked_up_by_another(mapi, service, clock):
             assert resp.status_code == 200, resp.text
     finally:
         other.close()
+
+
+def test_operator_revocation_is_a_recorded_response_action(mapi, service):
+    seen = []
+    service.response_hooks.append(lambda session, action: seen.append(action))
+    add_operator(mapi, service, "acme")
+    resp = mapi.post("/v1/operators/acme/revoke", json={"reason": "leak"}, headers=admin(service))
+    assert resp.status_code == 200
+    mapi.post("/v1/operators/acme/revoke", json={"reason": "again"}, headers=admin(service))
+    assert [(a.action, a.subject, a.reason, a.actor) for a in seen] == [
+        ("response.revoke", "operator:acme", "leak", "admin:admin")
+    ]

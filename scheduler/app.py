@@ -329,7 +329,8 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
         token = None
         exp = float(who.claims.get("exp", 0))
         iat = float(who.claims.get("iat", 0))
-        if now >= iat + (exp - iat) / 2:  # renew at half-life
+        by_certificate = who.claims.get("cntrust_auth") == "x509-svid"  # renews its SVID
+        if now >= iat + (exp - iat) / 2 and not by_certificate:  # renew at half-life
             token = service.issue_token("node", who.name, NODE_TOKEN_TTL)
         return HeartbeatOut(status="ok", requeued=requeued, token=token)
 

@@ -167,6 +167,14 @@ def test_renewal_needs_the_current_certificate_and_a_good_csr(mapi, service):
     assert resp.status_code == 422 and resp.json()["reason"] == "malformed"
 
 
+def test_certificate_nodes_get_no_bearer_token_from_heartbeats(mapi, service, clock):
+    add_operator(mapi, service, "acme")
+    node = enrolled(mapi, service, "acme", "n1")
+    clock.advance(45 * 60)  # past the SVID's half-life: it renews the SVID, not a token
+    resp = heartbeat(mapi, node)
+    assert resp.status_code == 200 and resp.json()["token"] is None
+
+
 def test_expired_certificate_is_refused_even_when_cached(mapi, service, clock):
     add_operator(mapi, service, "acme")
     node = enrolled(mapi, service, "acme", "n1")

@@ -161,7 +161,7 @@ class Deployment:
             tls_socket=tls_socket,
             tls=ServerTls(self.settings.data_dir / "tls"),
             ca=install_identity(self.service).ca,
-            hosts=server_hosts(self.host),
+            hosts=[*server_hosts(self.host), *self.settings.tls_server_names],
         )
 
     def registration_token(self, name: str) -> str:

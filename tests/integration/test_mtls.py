@@ -306,3 +306,30 @@ def test_renewal_loop_renews_when_due_and_keeps_working(replica, tmp_path):
 
     assert asyncio.run(run()) == 200
     assert load_node_credentials(node_dir).certificate.serial_number != first
+
+
+def test_server_certificate_is_reissued_into_the_live_listener(replica):
+    """At half-life the server re-issues its certificate; new handshakes get the new one
+    without a restart (the timer calls the same method)."""
+    import socket
+
+    from cryptography import x509
+
+    def served_serial() -> int:
+        ctx = ssl.create_default_context(cafile=str(replica.tls.ca_path))
+        host, port = replica.tls_url.removeprefix("https://").rsplit(":", 1)
+        with (
+            socket.create_connection((host, int(port)), timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        return x509.load_der_x509_certificate(der).serial_number
+
+    before = served_serial()
+    replica.server._renew()
+    after = served_serial()
+    assert after != before
+    on_disk = x509.load_pem_x509_certificate(replica.tls.cert_path.read_bytes())
+    assert on_disk.serial_number == after
+    assert replica.tls.key_path.stat().st_mode & 0o077 == 0

@@ -222,15 +222,8 @@ class IdentityLayer:
         """
         now = self.service.clock()
         # 1. the join token: known, secret matches, unused, unexpired
-        try:
-            token_id = join_token_id(join_token)
-            with self.service.read() as session:
-                row = session.get(IdentityJoinToken, token_id)
-            verify_join_token(join_token, _record_of(row), now=now)
-        except JoinTokenError as exc:
-            raise Unauthorized(f"join token refused: {exc.reason}", reason=exc.reason) from exc
-        if row is None:  # unreachable: verify_join_token refuses a missing record
-            raise Unauthorized("join token refused: unknown", reason="unknown")
+        row = self.check_join_token(join_token, now)
+        token_id = row.token_id
         # 2. the node id (it becomes a SPIFFE path segment)
         try:
             validate_name(node_id, what="node id")
@@ -259,6 +252,21 @@ class IdentityLayer:
             ) from exc
         record = _EnrollmentWrite(token_id, node_id, operator, svid, now)
         return Enrollment(svid, operator, node_id, record)
+
+    def check_join_token(self, join_token: str, now: float) -> IdentityJoinToken:
+        """The join token's row if it is known, its secret matches, and it is unused and
+        unexpired (it is not consumed here). Raises Unauthorized(``unknown``/``reused``/
+        ``expired``)."""
+        try:
+            token_id = join_token_id(join_token)
+            with self.service.read() as session:
+                row = session.get(IdentityJoinToken, token_id)
+            verify_join_token(join_token, _record_of(row), now=now)
+        except JoinTokenError as exc:
+            raise Unauthorized(f"join token refused: {exc.reason}", reason=exc.reason) from exc
+        if row is None:  # unreachable: verify_join_token refuses a missing record
+            raise Unauthorized("join token refused: unknown", reason="unknown")
+        return row
 
     # -- revocation ---------------------------------------------------------------------
     def revoke_node(

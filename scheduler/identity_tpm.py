@@ -49,16 +49,13 @@ from identity.attestation import (
 )
 from identity.pki import (
     CsrError,
-    JoinTokenError,
     SpiffeIdError,
     check_csr,
     join_token_id,
     validate_name,
-    verify_join_token,
 )
 from scheduler.errors import Forbidden, InvalidRequest, Unauthorized
-from scheduler.identity_layer import Enrollment, IdentityLayer, _record_of
-from scheduler.tables.identity import IdentityJoinToken
+from scheduler.identity_layer import Enrollment, IdentityLayer
 from scheduler.tables.identity_tpm import IdentityTpmChallenge, IdentityTpmKey
 
 if TYPE_CHECKING:
@@ -110,19 +107,6 @@ class TpmChallenge:
     record: Callable[[Session], None]
 
 
-def _check_token(layer: IdentityLayer, join_token: str, now: float) -> IdentityJoinToken:
-    try:
-        token_id = join_token_id(join_token)
-        with layer.service.read() as session:
-            row = session.get(IdentityJoinToken, token_id)
-        verify_join_token(join_token, _record_of(row), now=now)
-    except JoinTokenError as exc:
-        raise Unauthorized(f"join token refused: {exc.reason}", reason=exc.reason) from exc
-    if row is None:  # unreachable: verify_join_token refuses a missing record
-        raise Unauthorized("join token refused: unknown", reason="unknown")
-    return row
-
-
 def begin_tpm_enrollment(
     layer: IdentityLayer,
     *,
@@ -139,7 +123,7 @@ def begin_tpm_enrollment(
     service = layer.service
     now = service.clock()
     # 1. join token, node id, CSR, revocation
-    row = _check_token(layer, join_token, now)
+    row = layer.check_join_token(join_token, now)
     try:
         validate_name(node_id, what="node id")
     except SpiffeIdError as exc:

@@ -14,14 +14,14 @@ import base64
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from scheduler.app import NODE_TOKEN_TTL, Caller
+from scheduler.app import Caller
 from scheduler.authz import Resource
 from scheduler.identity_layer import IdentityLayer
 from scheduler.identity_operators import revoke_operator, rotate_operator
 from scheduler.identity_renewal import begin_renewal
 from scheduler.identity_tpm import begin_tpm_enrollment, finish_tpm_enrollment
 from scheduler.mtls import install
-from scheduler.routers.identity import EnrollOut
+from scheduler.routers.identity import EnrollOut, enroll_out
 from scheduler.service import Service
 
 router = APIRouter(tags=["identity"])
@@ -156,20 +156,4 @@ async def tpm_enroll_finish(challenge_id: str, body: TpmActivateIn, request: Req
         layer, challenge_id, body.join_token, body.activated_credential
     )
     await service.write(op)
-    svid = enrollment.svid
-    token = service.issue_token(
-        "node-register",
-        enrollment.node_id,
-        NODE_TOKEN_TTL,
-        spiffe_id=svid.spiffe_id.uri,
-        operator=enrollment.operator,
-    )
-    return EnrollOut(
-        node_id=enrollment.node_id,
-        operator=enrollment.operator,
-        spiffe_id=svid.spiffe_id.uri,
-        not_after=svid.not_after.timestamp(),
-        svid_chain_pem=svid.chain_pem.decode(),
-        trust_bundle_pem=svid.trust_bundle_pem.decode(),
-        node_token=token,
-    )
+    return enroll_out(service, enrollment)

@@ -170,9 +170,12 @@ def run(
     rate: float,
     seconds: float,
     layers: bool = True,
+    agent_auth: str = "mtls",
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="cntrust-bench-") as tmp:
-        dep = UpProcess(Path(tmp) / "data", nodes=nodes, env=env, layers=layers).start()
+        dep = UpProcess(
+            Path(tmp) / "data", nodes=nodes, env=env, layers=layers, agent_auth=agent_auth
+        ).start()
         try:
             admin = {"Authorization": f"Bearer {dep.admin_token()}"}
             httpx.post(dep.url + "/v1/tenants", json={"name": "bench"}, headers=admin)
@@ -237,6 +240,7 @@ def run(
                 "server_cpu_ms_per_task": round((cpu1[0] - cpu0[0]) / total * 1000, 2),
                 "agents_cpu_ms_per_task": round((cpu1[1] - cpu0[1]) / total * 1000, 2),
                 "layers": "on" if layers else "off",
+                "agent_auth": agent_auth if layers else "token",
                 "database": "postgresql" if env.get("CNTRUST_DATABASE_URL") else "sqlite",
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                 f"Python {platform.python_version()}",
@@ -258,13 +262,21 @@ def main() -> None:
         "--layers", choices=("on", "off", "both"), default="on",
         help="security layers in `cntrust up`; both: off then on, with on/off ratios",
     )  # fmt: skip
+    parser.add_argument(
+        "--agent-auth", choices=("mtls", "token", "both"), default="mtls",
+        help="with the layers on, agents use their X.509-SVIDs over mTLS or bearer tokens "
+        "over plain HTTP; both: token then mtls, with the mtls/token ratios (layers on)",
+    )  # fmt: skip
     args = parser.parse_args()
     env = {"CNTRUST_DATABASE_URL": args.database_url} if args.database_url else {}
+    bench = (args.tasks, args.concurrency, args.nodes, env, args.rate, args.seconds)
+    if args.agent_auth == "both":
+        token, mtls = (run(*bench, layers=True, agent_auth=a) for a in ("token", "mtls"))
+        results = [token, mtls, _ratios(mtls, token, "mtls_token")]
+        _print(results, args.json)
+        return
     sides = {"on": [True], "off": [False], "both": [False, True]}[args.layers]
-    results = [
-        run(args.tasks, args.concurrency, args.nodes, env, args.rate, args.seconds, layers=side)
-        for side in sides
-    ]
+    results = [run(*bench, layers=side, agent_auth=args.agent_auth) for side in sides]
     if len(results) == 2:
         off, on = results
         results.append(
@@ -277,7 +289,24 @@ def main() -> None:
                 ),
             }
         )
-    if args.json:
+    _print(results, args.json)
+
+
+def _ratios(a: dict[str, object], b: dict[str, object], name: str) -> dict[str, object]:
+    return {
+        f"ratio_tasks_per_s_{name}": round(
+            float(a["tasks_per_s_end_to_end"]) / float(b["tasks_per_s_end_to_end"]),
+            3,  # type: ignore[arg-type]
+        ),
+        f"ratio_submit_p99_{name}": round(
+            float(a["submit_p99_ms"]) / float(b["submit_p99_ms"]),
+            3,  # type: ignore[arg-type]
+        ),
+    }
+
+
+def _print(results: list[dict[str, object]], as_json: bool) -> None:
+    if as_json:
         print(json.dumps(results, indent=2))
     else:
         for result in results:

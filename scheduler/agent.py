@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from scheduler.agent_identity import AgentIdentity, RotatingTransport, renewal_loop
 from scheduler.runner import RunResult, TaskSpec, run_task
 from scheduler.telemetry import Telemetry
 
@@ -41,6 +42,8 @@ class AgentConfig:
     slots: int | None = None
     claim_wait_s: float = 10.0
     ca_bundle: str | None = None
+    # present the enrolled node's X.509-SVID from data_dir (mTLS, no bearer token)
+    mtls: bool = False
 
 
 class AgentError(Exception):
@@ -65,6 +68,10 @@ class Agent:
         self._slots = asyncio.Semaphore(slots)
         self._free = slots
         self._tasks: set[asyncio.Task[None]] = set()
+        self.identity: AgentIdentity | None = None
+        if config.mtls:
+            self.identity = AgentIdentity.load(config.data_dir)
+            self.node_id = self.identity.node_id
 
     # -- state -------------------------------------------------------------
     def _load_state(self) -> None:
@@ -82,11 +89,13 @@ class Agent:
         os.replace(tmp, self.state_path)
 
     def _auth(self) -> dict[str, str]:
+        if self.identity is not None:  # the TLS client certificate authenticates
+            return {}
         return {"Authorization": f"Bearer {self.token}"}
 
     # -- protocol ------------------------------------------------------------
     async def register(self, client: httpx.AsyncClient) -> None:
-        if self.config.registration_token is None:
+        if self.config.registration_token is None and self.identity is None:
             self._load_state()
             if self.token is None:
                 raise AgentError("no registration token and no saved agent state")
@@ -98,11 +107,11 @@ class Agent:
             "region": self.config.region,
             "operator": self.config.operator,
         }
-        resp = await client.post(
-            "/v1/nodes/register",
-            json=body,
-            headers={"Authorization": f"Bearer {self.config.registration_token}"},
-        )
+        headers = {"Authorization": f"Bearer {self.config.registration_token}"}
+        if self.identity is not None:
+            body["operator"] = self.identity.operator
+            headers = {}
+        resp = await client.post("/v1/nodes/register", json=body, headers=headers)
         if resp.status_code != 201:
             raise AgentError(f"registration refused: {resp.status_code} {_detail(resp)}")
         data = resp.json()
@@ -248,8 +257,13 @@ class Agent:
     async def run(self) -> None:
         verify: bool | str = self.config.ca_bundle or True
         limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+        transport = RotatingTransport(self.identity) if self.identity is not None else None
         async with httpx.AsyncClient(
-            base_url=self.config.server, timeout=30, limits=limits, verify=verify
+            base_url=self.config.server,
+            timeout=30,
+            limits=limits,
+            verify=verify,
+            transport=transport,
         ) as client:
             await self.register(client)
             log.info("node %s registered with %s", self.node_id, self.config.server)
@@ -258,9 +272,13 @@ class Agent:
                 asyncio.create_task(self._claim_loop(client)),
                 asyncio.create_task(self._report_loop(client)),
             ]
+            if self.identity is not None and transport is not None:
+                loops.append(
+                    asyncio.create_task(renewal_loop(self.identity, client, transport, self._stop))
+                )
             await self._stop.wait()
             loops[1].cancel()
-            await asyncio.gather(loops[0], loops[2], return_exceptions=True)
+            await asyncio.gather(loops[0], *loops[2:], return_exceptions=True)
             with contextlib.suppress(asyncio.CancelledError):
                 await loops[1]
 

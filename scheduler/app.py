@@ -18,7 +18,7 @@ from sqlmodel import Session, col, func, select
 
 from scheduler import store
 from scheduler.authz import Principal, Resource
-from scheduler.errors import Conflict, NotFound, SchedulerError, Unauthorized
+from scheduler.errors import Conflict, Forbidden, NotFound, SchedulerError, Unauthorized
 from scheduler.models import Node, Task, TaskEvent, TaskState, Tenant
 from scheduler.problems import BodyLimit, install
 from scheduler.schemas import (
@@ -115,6 +115,9 @@ async def _principal(
 ) -> Principal:
     # async: a sync dependency would cost every request a hop through the thread pool
     service: Service = request.app.state.service
+    tls = request.scope.get("extensions", {}).get("tls")
+    if tls is not None and tls.get("client_cert_chain"):  # a node's X.509-SVID (mTLS)
+        return service.authenticate_peer(tls)
     return service.authenticate(authorization)
 
 
@@ -287,14 +290,21 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
     # -- nodes ---------------------------------------------------------------------
     @app.post("/v1/nodes/register", status_code=201)
     async def register_node(body: NodeRegister, who: Caller) -> Registered:
-        if who.role != "node-register":
+        by_certificate = who.role == "node" and who.claims.get("cntrust_auth") == "x509-svid"
+        if who.role != "node-register" and not by_certificate:
             raise Unauthorized("a node registration token is required", reason="role")
         name = who.name
+        operator = str(who.claims.get("operator") or body.operator)  # enrolled: the identity's
+        if "operator" in body.model_fields_set and body.operator != operator:
+            raise Forbidden(
+                f"node {name} is enrolled by operator {operator}, not {body.operator}",
+                reason="operator_mismatch",
+            )
         now = service.clock()
         node = Node(
             id=name,
             name=name,
-            operator=body.operator,
+            operator=operator,
             region=body.region,
             cpu_cores=body.cpu_cores,
             memory_mb=body.memory_mb,
@@ -319,7 +329,8 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
         token = None
         exp = float(who.claims.get("exp", 0))
         iat = float(who.claims.get("iat", 0))
-        if now >= iat + (exp - iat) / 2:  # renew at half-life
+        by_certificate = who.claims.get("cntrust_auth") == "x509-svid"  # renews its SVID
+        if now >= iat + (exp - iat) / 2 and not by_certificate:  # renew at half-life
             token = service.issue_token("node", who.name, NODE_TOKEN_TTL)
         return HeartbeatOut(status="ok", requeued=requeued, token=token)
 
@@ -472,6 +483,9 @@ def install_layers(service: Service) -> None:
     from scheduler.trust_wiring import TrustLayer
 
     install_identity(service)
+    from scheduler.mtls import install as install_mtls
+
+    install_mtls(service)  # nodes may authenticate with their X.509-SVID
     if not isinstance(getattr(service, "trust", None), TrustLayer):
         TrustLayer.install(service)
 

@@ -71,6 +71,7 @@ _ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "identity.operator.manage": frozenset({"admin"}),
     "identity.join_token.create": frozenset({"admin"}),
     "node.revoke": frozenset({"admin"}),
+    "identity.svid.renew": frozenset({"node"}),
     "alert.ingest": frozenset({"sensor", "admin"}),
     "alert.read": frozenset({"analyst", "admin", "regulator"}),
     "alert.triage": frozenset({"analyst", "admin"}),

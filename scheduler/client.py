@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
@@ -19,9 +20,23 @@ class ApiError(Exception):
 
 
 class Client:
-    def __init__(self, server: str, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        server: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        *,
+        verify: str | bool = True,
+    ) -> None:
+        """``verify``: True (system CAs) or the path of a PEM bundle (e.g. the deployment's
+        ``<data_dir>/tls/ca.pem``) for https servers."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=server, headers=headers, timeout=timeout)
+        ctx: ssl.SSLContext | bool = True
+        if isinstance(verify, str):
+            ctx = ssl.create_default_context(cafile=verify)
+        elif verify is False:
+            ctx = False
+        self._http = httpx.Client(base_url=server, headers=headers, timeout=timeout, verify=ctx)
 
     def close(self) -> None:
         self._http.close()

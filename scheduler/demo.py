@@ -190,6 +190,10 @@ class Scenario:
             want <= names,
         )
 
+        from scheduler.demo_identity import identity_steps
+
+        identity_steps(self)
+
     def report(self) -> bool:
         table = Table("step", "expected", "observed", "", title="cntrust demo")
         for c in self.checks:

@@ -148,6 +148,12 @@ class IdentityLayer:
     def trust_bundle(self) -> TrustBundle:
         return self._ca.trust_bundle()
 
+    def reload_ca(self) -> None:
+        """Reload the CA from its directory (another process may have rotated or revoked
+        an operator's CA). Raises CaStoreError."""
+        with self._ca_lock:
+            self._ca = load_ca(self.ca_dir, clock=self.service.clock)
+
     # -- operators ----------------------------------------------------------------------
     def add_operator(self, name: str, by: str) -> Callable[[Session], IdentityOperator]:
         """Create the operator's intermediate CA (kept on disk); return the write that
@@ -216,15 +222,8 @@ class IdentityLayer:
         """
         now = self.service.clock()
         # 1. the join token: known, secret matches, unused, unexpired
-        try:
-            token_id = join_token_id(join_token)
-            with self.service.read() as session:
-                row = session.get(IdentityJoinToken, token_id)
-            verify_join_token(join_token, _record_of(row), now=now)
-        except JoinTokenError as exc:
-            raise Unauthorized(f"join token refused: {exc.reason}", reason=exc.reason) from exc
-        if row is None:  # unreachable: verify_join_token refuses a missing record
-            raise Unauthorized("join token refused: unknown", reason="unknown")
+        row = self.check_join_token(join_token, now)
+        token_id = row.token_id
         # 2. the node id (it becomes a SPIFFE path segment)
         try:
             validate_name(node_id, what="node id")
@@ -242,6 +241,8 @@ class IdentityLayer:
             raise Forbidden(f"node {node_id} is revoked", reason="revoked")
         # 5. issue: the SPIFFE ID is assigned from the token's operator and the node id
         operator = row.operator
+        if operator in self.revocations.snapshot().revocations.operators:
+            raise Forbidden(f"operator {operator} CA is revoked", reason="operator_revoked")
         try:
             self._operator_ca(operator)
             svid = self._ca.issue_svid(checked, operator, node_id)
@@ -251,6 +252,21 @@ class IdentityLayer:
             ) from exc
         record = _EnrollmentWrite(token_id, node_id, operator, svid, now)
         return Enrollment(svid, operator, node_id, record)
+
+    def check_join_token(self, join_token: str, now: float) -> IdentityJoinToken:
+        """The join token's row if it is known, its secret matches, and it is unused and
+        unexpired (it is not consumed here). Raises Unauthorized(``unknown``/``reused``/
+        ``expired``)."""
+        try:
+            token_id = join_token_id(join_token)
+            with self.service.read() as session:
+                row = session.get(IdentityJoinToken, token_id)
+            verify_join_token(join_token, _record_of(row), now=now)
+        except JoinTokenError as exc:
+            raise Unauthorized(f"join token refused: {exc.reason}", reason=exc.reason) from exc
+        if row is None:  # unreachable: verify_join_token refuses a missing record
+            raise Unauthorized("join token refused: unknown", reason="unknown")
+        return row
 
     # -- revocation ---------------------------------------------------------------------
     def revoke_node(

@@ -87,6 +87,11 @@ class Deployment:
     # provenance layer) — the "layers off" side of the overhead benchmarks
     layers: bool = True
     server: uvicorn.Server | None = None
+    # with the layers on, agents talk mTLS on this port (0: a free one)
+    tls_port: int = 0
+    tls_url: str | None = None
+    # layers on: agents enroll and use their SVIDs (False: bearer tokens, for comparisons)
+    agent_mtls: bool = True
     thread: threading.Thread | None = None
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -112,10 +117,13 @@ class Deployment:
 
             self.service = Service(self.settings, authorizer=BuiltinAuthorizer())
         app = create_app(self.service, layers=self.layers)
-        config = uvicorn.Config(
-            app, host=self.host, port=self.port, log_level="warning", access_log=False
-        )
-        self.server = uvicorn.Server(config)
+        if self.layers:  # plain HTTP for the CLI, mTLS for the node agents
+            self.server = self._mtls_server(app)
+        else:
+            config = uvicorn.Config(
+                app, host=self.host, port=self.port, log_level="warning", access_log=False
+            )
+            self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="cntrust-api", daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
@@ -126,8 +134,35 @@ class Deployment:
         write_secret(
             self.admin_token_path, self.service.issue_token("admin", "admin", ADMIN_TOKEN_TTL)
         )
+        if self.layers and self.agent_mtls and self.nodes:
+            from scheduler.local_identity import enroll_local_nodes
+
+            assert self.tls_url is not None
+            dirs = [self.settings.data_dir / "nodes" / spec.name for spec in self.nodes]
+            enroll_local_nodes(
+                self.service, self.nodes, dirs, self.tls_url, self.settings.data_dir / "tls/ca.pem"
+            )
         for spec in self.nodes:
             self.start_agent(spec)
+
+    def _mtls_server(self, app: object) -> uvicorn.Server:
+        from scheduler.identity_layer import install as install_identity
+        from scheduler.tls import MtlsServer, ServerTls, bind_socket, mtls_config, server_hosts
+
+        assert self.service is not None
+        try:
+            tls_socket = bind_socket(self.host, self.tls_port)
+        except OSError as exc:
+            raise RuntimeError(f"cannot listen on {self.host}:{self.tls_port}: {exc}") from exc
+        self.tls_url = f"https://{self.host}:{tls_socket.getsockname()[1]}"
+        config = mtls_config(app, self.host, self.port, log_level="warning", access_log=False)
+        return MtlsServer(
+            config,
+            tls_socket=tls_socket,
+            tls=ServerTls(self.settings.data_dir / "tls"),
+            ca=install_identity(self.service).ca,
+            hosts=[*server_hosts(self.host), *self.settings.tls_server_names],
+        )
 
     def registration_token(self, name: str) -> str:
         assert self.service is not None
@@ -135,10 +170,15 @@ class Deployment:
 
     def start_agent(self, spec: NodeSpec) -> subprocess.Popen[bytes]:
         node_dir = self.settings.data_dir / "nodes" / spec.name
+        # layers on: the enrolled node's SVID authenticates (mTLS); off: a bearer token
+        auth = (
+            ["--server", self.tls_url]
+            if self.layers and self.agent_mtls and self.tls_url
+            else ["--server", self.url, "--token", self.registration_token(spec.name)]
+        )
         cmd = [
             sys.executable, "-m", "scheduler.cli", "node", "agent",
-            "--server", self.url,
-            "--token", self.registration_token(spec.name),
+            *auth,
             "--dir", str(node_dir),
             "--cpu", str(spec.cpu_cores),
             "--memory", str(spec.memory_mb),

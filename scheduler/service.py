@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -151,6 +151,13 @@ class Service:
         if not isinstance(role, str):
             raise Unauthorized("token carries no role", reason="missing_claim")
         return Principal(role=role, name=str(claims["sub"]), claims=claims)
+
+    def authenticate_peer(self, tls: Mapping[str, Any]) -> Principal:
+        """TLS client certificate -> principal. Refused until the identity layer installs
+        its X.509-SVID check (scheduler.mtls): fail closed."""
+        raise Unauthorized(
+            "client certificates are not accepted here", reason="client_certificate_unsupported"
+        )
 
     def _remember(self, token: str, claims: dict[str, Any], now: float) -> None:
         """Cache a verified token for a short while (never past its exp), so agents and

@@ -19,6 +19,16 @@ class Settings(BaseSettings):
     issuer: str = "cntrust"
     audience: str = "cntrust-api"
     trust_domain: str = "cntrust.local"
+    # node SVID renewal requires a passing attestation (attest-to-renew); false only where
+    # no attestation runs, and each renewal record then says "not_required"
+    attest_to_renew: bool = True
+    # TPM-rooted enrollment: PEM file of the EK certificate CAs (roots and intermediates);
+    # without an EK certificate a node's TPM enrollment is refused unless this is false
+    tpm_ek_ca_file: Path | None = None
+    tpm_require_ek_certificate: bool = True
+    # extra DNS names / IP addresses for the scheduler's TLS certificate (besides the bind
+    # address, localhost and loopback), e.g. the name remote agents use
+    tls_server_names: list[str] = Field(default_factory=list)
     heartbeat_timeout_s: float = Field(default=10.0, gt=0)
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     running_grace_s: float = Field(default=5.0, ge=0)

@@ -48,6 +48,7 @@ from identity.pki.node import (
 )
 from identity.pki.renewal import renew_at, renew_svid, should_renew
 from identity.pki.revocation import NO_REVOCATIONS, RevocationSet
+from identity.pki.server_cert import ServerCertificate, issue_server_certificate
 from identity.pki.spiffe import (
     NodeSpiffeId,
     SpiffeId,
@@ -85,6 +86,7 @@ __all__ = [
     "PkiError",
     "RenewalError",
     "RevocationSet",
+    "ServerCertificate",
     "SpiffeId",
     "SpiffeIdError",
     "SvidVerificationError",
@@ -95,6 +97,7 @@ __all__ = [
     "create_join_token",
     "generate_node_key",
     "hash_join_token_secret",
+    "issue_server_certificate",
     "join_token_id",
     "load_ca",
     "load_node_credentials",

@@ -272,9 +272,18 @@ def node_agent(
     region: Annotated[str, typer.Option(help="Region.")] = "local",
     operator: Annotated[str, typer.Option(help="Operator.")] = "local",
     slots: Annotated[int | None, typer.Option(help="Concurrent tasks.", min=1)] = None,
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option("--ca-bundle", help="PEM roots to verify an https:// server."),
+    ] = None,
 ) -> None:
-    """Run a node agent: register, heartbeat, pull and run tasks (no inbound port)."""
+    """Run a node agent: register, heartbeat, pull and run tasks (no inbound port).
+
+    With an https:// server and a --dir holding an enrolled node (cntrust node enroll),
+    the agent presents its X.509-SVID (mTLS), needs no --token and renews the SVID at
+    half-life; otherwise it authenticates with the bearer token given by --token."""
     from scheduler.agent import Agent, AgentConfig, AgentError
+    from scheduler.agent_identity import is_enrolled
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     accels: list[dict[str, Any]] = []
@@ -282,19 +291,26 @@ def node_agent(
         accels.append({"kind": "gpu", "model": gpu_model, "count": gpu})
     if fpga:
         accels.append({"kind": "fpga", "model": "generic", "count": fpga})
-    agent = Agent(
-        AgentConfig(
-            server=server,
-            data_dir=directory,
-            registration_token=token,
-            cpu_cores=cpu,
-            memory_mb=memory,
-            accelerators=accels,
-            region=region,
-            operator=operator,
-            slots=slots,
+    from identity.errors import IdentityError
+
+    try:
+        agent = Agent(
+            AgentConfig(
+                server=server,
+                data_dir=directory,
+                registration_token=token,
+                cpu_cores=cpu,
+                memory_mb=memory,
+                accelerators=accels,
+                region=region,
+                operator=operator,
+                slots=slots,
+                ca_bundle=str(ca_bundle) if ca_bundle is not None else None,
+                mtls=server.startswith("https://") and is_enrolled(directory),
+            )
         )
-    )
+    except IdentityError as exc:
+        fail(f"cannot load the node's credentials from {directory}: {exc}", 1)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -25,13 +25,28 @@ def up(
             "bare reference scheduler, e.g. to measure their overhead.",
         ),
     ] = True,
+    agent_auth: Annotated[
+        str,
+        typer.Option(
+            "--agent-auth",
+            help="How local agents authenticate with the layers on: mtls (enroll, X.509-SVID) "
+            "or token (bearer tokens over plain HTTP, e.g. to measure mTLS).",
+        ),
+    ] = "mtls",
 ) -> None:
     """Start the scheduler API, N local node agents and every embedded default."""
     from scheduler.local import Deployment, default_nodes
 
+    if agent_auth not in ("mtls", "token"):
+        fail(f"--agent-auth must be mtls or token, not {agent_auth!r}")
     settings = local_settings(data_dir)
     deployment = Deployment(
-        settings, host=host, port=port, nodes=default_nodes(nodes), layers=layers
+        settings,
+        host=host,
+        port=port,
+        nodes=default_nodes(nodes),
+        layers=layers,
+        agent_mtls=agent_auth == "mtls",
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -49,6 +64,8 @@ def up(
     console.print(f"  data dir      {settings.data_dir.resolve()}")
     console.print(f"  admin token   {deployment.admin_token_path.resolve()} (mode 0600)")
     console.print(f"  node agents   {', '.join(deployment.agents) or 'none'}")
+    if deployment.tls_url:
+        console.print(f"  agents (mTLS) {deployment.tls_url} (X.509-SVIDs)")
     console.print("Ctrl-C stops everything.")
     stop.wait()
     console.print("stopping...")

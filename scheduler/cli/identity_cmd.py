@@ -93,17 +93,40 @@ def _write_secret(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+CaBundle = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-bundle",
+        help="PEM roots to verify an https:// server (the deployment's tls/ca.pem).",
+    ),
+]
+
+
 def enroll(
-    token: Annotated[str, typer.Option("--token", help="The one-time join token.")],
+    token: Annotated[
+        str,
+        typer.Option("--token", envvar="CNTRUST_JOIN_TOKEN", help="The one-time join token."),
+    ],
     directory: Annotated[Path, typer.Option("--dir", help="Node credential directory.")],
     node_id: NodeId,
     server: Server = DEFAULT_SERVER,
     key_algorithm: Annotated[
         str, typer.Option("--key-algorithm", help="ed25519 or ecdsa-p256.")
     ] = "ed25519",
+    ca_bundle: CaBundle = None,
+    tpm: Annotated[
+        bool, typer.Option("--tpm", help="Hardware-rooted: prove EK and AK with the TPM.")
+    ] = False,
+    tcti: Annotated[
+        str, typer.Option("--tcti", help="TPM access for tpm2-tools (with --tpm).")
+    ] = "device:/dev/tpmrm0",
     json_out: JsonOut = False,
 ) -> None:
-    """Enroll this node: make its key here, send a CSR, store the SVID and bundle."""
+    """Enroll this node: make its key here, send a CSR, store the SVID and bundle.
+
+    With --tpm the node also sends its EK (certificate, or public key) and a fresh AK, and
+    answers the scheduler's MakeCredential challenge with TPM2_ActivateCredential before
+    the SVID is issued."""
     if key_algorithm not in ("ed25519", "ecdsa-p256"):
         fail(f"unsupported key algorithm {key_algorithm!r}: use ed25519 or ecdsa-p256")
     from identity.pki import CaStoreError, build_csr, generate_node_key, save_node_key
@@ -113,8 +136,14 @@ def enroll(
     key = generate_node_key(key_algorithm)  # type: ignore[arg-type]
     csr_pem = build_csr(key, common_name=node_id).decode()
     body = {"join_token": token, "csr_pem": csr_pem, "node_id": node_id}
-    with api_errors(), Client(server) as client:
-        result = client.request("POST", "/v1/enroll", json=body)
+    verify: str | bool = str(ca_bundle) if ca_bundle is not None else True
+    with api_errors(), Client(server, verify=verify) as client:
+        if tpm:
+            from scheduler.cli.tpm_enroll import enroll_with_tpm
+
+            result = enroll_with_tpm(client, body, tcti, directory)
+        else:
+            result = client.request("POST", "/v1/enroll", json=body)
     try:  # the key reaches the disk only with the SVID issued for it
         save_node_key(directory, key)
         save_svid(directory, result["svid_chain_pem"].encode(), result["trust_bundle_pem"].encode())
@@ -146,6 +175,44 @@ def revoke(
         console.print(f"node [bold]{node}[/] was already revoked: {result['reason']}")
     else:
         console.print(f"node [bold]{node}[/] revoked")
+
+
+@operator_app.command("rotate")
+def operator_rotate(
+    name: str, server: Server = DEFAULT_SERVER, token: Token = "", json_out: JsonOut = False
+) -> None:
+    """Give an operator a new CA key; the old CA's SVIDs work until they expire."""
+    from scheduler.client import Client
+
+    with api_errors(), Client(server, token) as client:
+        result = client.request("POST", f"/v1/operators/{name}/rotate")
+    if json_out:
+        print_json(result)
+    else:
+        console.print(
+            f"operator [bold]{name}[/] CA rotated (serial {result['new_ca_serial'][:16]}…)"
+        )
+
+
+@operator_app.command("revoke")
+def operator_revoke(
+    name: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why the operator CA is revoked.")],
+    server: Server = DEFAULT_SERVER,
+    token: Token = "",
+    json_out: JsonOut = False,
+) -> None:
+    """Revoke an operator's CA: every SVID it issued is refused from now on."""
+    from scheduler.client import Client
+
+    with api_errors(), Client(server, token) as client:
+        result = client.request("POST", f"/v1/operators/{name}/revoke", json={"reason": reason})
+    if json_out:
+        print_json(result)
+    elif result["already_revoked"]:
+        console.print(f"operator [bold]{name}[/] was already revoked: {result['reason']}")
+    else:
+        console.print(f"operator [bold]{name}[/] revoked")
 
 
 app.command("enroll")(enroll)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from scheduler.app import NODE_TOKEN_TTL, Caller
 from scheduler.authz import Resource
-from scheduler.identity_layer import IdentityLayer, install
+from scheduler.identity_layer import Enrollment, IdentityLayer, install
 from scheduler.schemas import NAME_PATTERN
 from scheduler.service import Service
 
@@ -99,6 +99,11 @@ async def enroll(body: EnrollIn, request: Request) -> EnrollOut:
     service, layer = _layer(request)
     enrollment = layer.begin_enrollment(body.join_token, body.csr_pem, body.node_id)
     await service.write(enrollment.record)
+    return enroll_out(service, enrollment)
+
+
+def enroll_out(service: Service, enrollment: Enrollment) -> EnrollOut:
+    """The SVID, trust bundle and a node registration token (role ``node-register``)."""
     svid = enrollment.svid
     token = service.issue_token(
         "node-register",

@@ -289,6 +289,7 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
     async def register_node(body: NodeRegister, who: Caller) -> Registered:
         if who.role != "node-register":
             raise Unauthorized("a node registration token is required", reason="role")
+        service.authorize(who, "node.register", Resource("node", who.name))
         name = who.name
         now = service.clock()
         node = Node(

@@ -475,6 +475,9 @@ def install_layers(service: Service) -> None:
     install_identity(service)
     if not isinstance(getattr(service, "trust", None), TrustLayer):
         TrustLayer.install(service)
+    from scheduler.policy_wiring import install_placement
+
+    install_placement(service)  # the Cedar placement filter and decision records
 
 
 def issue_tenant_token(service: Service, tenant: str, ttl: timedelta) -> str:

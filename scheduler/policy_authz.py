@@ -45,6 +45,7 @@ from scheduler.authz import Authorizer, AuthzDecision, Principal, Resource
 from scheduler.policy_facts import absent_node_entity, accelerator_kinds, node_entity
 
 if TYPE_CHECKING:
+    from scheduler.policy_wiring import PolicySync
     from scheduler.service import Service
 
 log = logging.getLogger(__name__)
@@ -113,9 +114,13 @@ class PolicyAuthorizer:
         # the built-in role rules) may decide it instead, and the decision says so. The
         # scheduler installs None: every route is decided by the policy set.
         self.unmapped = unmapped
+        # the replica's policy sync (scheduler.policy_wiring.PolicySync), polled per decision
+        self.sync: PolicySync | None = None
 
     def decide(self, principal: Principal, action: str, resource: Resource) -> AuthzDecision:
         """Decide with the set in force. Never raises; failures are denies with a reason."""
+        if self.sync is not None:
+            self.sync.maybe_refresh()
         cedar_action = ACTIONS.get(action)
         if cedar_action is None:
             if self.unmapped is None:
@@ -271,7 +276,10 @@ def install(service: Service, store: PolicyStore | None = None) -> PolicyAuthori
 
     if store is None:
         store = PolicyStore(latest_policy_set(service) or default_policy_set())
+    from scheduler.policy_wiring import PolicySync
+
     authorizer = PolicyAuthorizer(store, database_node_facts(service))
+    authorizer.sync = PolicySync(service, store)
     service.authorizer = authorizer
     return authorizer
 

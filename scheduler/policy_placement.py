@@ -3,39 +3,92 @@
 It plugs into :class:`scheduler.placement.PlacementPipeline` like any filter. For each
 (task, node) it runs the policy set's compiled placement filter (the one
 ``policies.place`` uses, equal to a full Cedar decision per node) and excludes the node
-with the deciding forbids' ids and reasons. Node facts come from the node's registration
-and its ``labels`` (:mod:`scheduler.policy_facts`): a node whose labels carry no
-attestation result is excluded (``placement.node-unattested``), which is why the lead
-enables this filter only once nodes carry trust and attestation facts.
+with the deciding forbids' ids and reasons. Node facts come from ``facts``: by default
+the node's registration and its ``labels`` (:mod:`scheduler.policy_facts`, for offline
+use); the scheduler wires :mod:`scheduler.policy_node_facts` (its own records, never the
+node's labels) in :mod:`scheduler.policy_wiring`.
 
 Invariants: fail closed — a malformed fact or task attribute excludes the node with the
-reason; the set in force is read once per call.
+reason; the set in force is read once per task (every node of one task is decided under
+one set, the one :meth:`PolicyFilter.engine_for` returns for recording).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from policies import Entity, PolicyError, PolicyStore, task
 from scheduler.placement import NodeView, TaskRequest
 from scheduler.policy_facts import accelerator_kinds, node_entity
 
+NodeFactsOf = Callable[[NodeView], Entity]
+"""NodeView -> the node's entity; raises PolicyError on a malformed fact."""
+
 
 class PolicyFilter:
-    """Excludes nodes the ``place_task`` policies forbid for the task."""
+    """Excludes nodes the ``place_task`` policies forbid for the task.
+
+    ``facts`` describes a node (default: its registration and labels, see
+    :func:`node_entity_of`; the scheduler passes
+    :class:`scheduler.policy_node_facts.SchedulerNodeFacts`). ``refresh`` is called once
+    per task before deciding (the replica's policy sync). The entities of the last task's
+    allowed nodes are kept (:meth:`inputs`) so the decision for the chosen node can be
+    made and recorded with exactly the inputs the filter used.
+    """
 
     name = "policy"
 
-    def __init__(self, store: PolicyStore) -> None:
+    def __init__(
+        self,
+        store: PolicyStore,
+        facts: NodeFactsOf | None = None,
+        refresh: Callable[[], object] | None = None,
+    ) -> None:
         self.store = store
+        self.facts: NodeFactsOf = facts or node_entity_of
+        self.refresh = refresh
+        self._task_key: TaskRequest | None = None
+        self._task: Entity | PolicyError | None = None
+        self._allowed: dict[str, Entity] = {}
+        self._engine = store.engine
+
+    def _task_entity(self, task_request: TaskRequest) -> Entity:
+        if self._task_key is not task_request:
+            if self.refresh is not None:
+                self.refresh()
+            self._task_key, self._allowed, self._engine = task_request, {}, self.store.engine
+            try:
+                self._task = task_entity_of(task_request)
+            except PolicyError as exc:
+                self._task = exc
+        if isinstance(self._task, PolicyError):
+            raise self._task
+        assert self._task is not None
+        return self._task
+
+    def inputs(self, task_id: str, node_id: str) -> tuple[Entity, Entity] | None:
+        """The task and node entities the filter allowed ``node_id`` with, for the task it
+        decided last (None when it did not allow that node for that task)."""
+        entity = self._task
+        if not isinstance(entity, Entity) or entity.uid.id != task_id:
+            return None
+        node_entity_ = self._allowed.get(node_id)
+        return None if node_entity_ is None else (entity, node_entity_)
+
+    def engine_for(self, task_id: str) -> object | None:
+        """The engine (one policy set) the filter decided ``task_id``'s nodes with."""
+        entity = self._task
+        return self._engine if isinstance(entity, Entity) and entity.uid.id == task_id else None
 
     def __call__(self, task_request: TaskRequest, node_view: NodeView) -> str | None:
-        engine = self.store.engine
         try:
-            task_entity = task_entity_of(task_request)
-            node_entity_ = node_entity_of(node_view)
+            task_entity = self._task_entity(task_request)
+            node_entity_ = self.facts(node_view)
         except PolicyError as exc:
             return f"request refused: {exc}"
-        result = engine.filter_nodes(task_entity, [node_entity_])
+        result = self._engine.filter_nodes(task_entity, [node_entity_])
         if node_view.id in result.allowed:
+            self._allowed[node_view.id] = node_entity_
             return None
         exclusion = result.excluded.get(node_view.id)
         if exclusion is None:

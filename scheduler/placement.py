@@ -140,6 +140,10 @@ class PlacementPipeline:
     def place(self, task: TaskRequest, nodes: Sequence[NodeView]) -> PlacementResult:
         exclusions: list[Exclusion] = []
         scored: list[tuple[float, str]] = []
+        for flt in self.filters:  # a filter may decide every node at once (e.g. the policy one)
+            prepare = getattr(flt, "prepare", None)
+            if prepare is not None:
+                prepare(task, nodes)
         for node in nodes:
             excluded = False
             for flt in self.filters:

@@ -1,11 +1,13 @@
 """Recording placement decisions and replaying them.
 
 :class:`PlacementRecorder` is a ``PlacementPipeline.placed_hooks`` hook: when a task is
-placed it makes one full Cedar decision for the chosen node with the entities the
-:class:`~scheduler.policy_placement.PolicyFilter` used, stores it (table
-:class:`~scheduler.tables.policy_decisions.PlacementDecision`) with the policy set's text
-(:class:`~scheduler.tables.policy_decisions.PolicyVersionText`), and names it on the task
-(``placement_decision_id``, ``policy_version``) — all in the placing transaction.
+placed it makes one full decision for the chosen node with the entities the
+:class:`~scheduler.policy_placement.PolicyFilter` used (the compiled engine of the set the
+filter used, equal to Cedar's by property test; replay re-decides with Cedar itself),
+stores it (table :class:`~scheduler.tables.policy_decisions.PlacementDecision`) with the
+policy set's text (:class:`~scheduler.tables.policy_decisions.PolicyVersionText`), and
+names it on the task (``placement_decision_id``, ``policy_version``), all in the placing
+transaction.
 
 :func:`replay_task` re-evaluates a task's stored decision with the stored inputs and the
 stored policy version (``policies.replay``: fresh, uncached Cedar engine) and says whether
@@ -27,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, col, select
 
 from policies import (
-    CedarEngine,
     Decision,
     PolicyError,
     PolicySet,
@@ -37,6 +38,7 @@ from policies import (
     placement_request,
     replay,
 )
+from scheduler.db import after_commit
 from scheduler.errors import NotFound
 from scheduler.models import Task
 from scheduler.tables.policy_decisions import PlacementDecision, PolicyVersionText
@@ -69,13 +71,12 @@ class PlacementRecorder:
         self.policy_filter = policy_filter
         self.clock = clock
         self.recorded = 0
+        self._stored: set[str] = set()  # versions whose text is committed
 
     def __call__(self, session: Session, task: Task, node_id: str) -> None:
         now = self.clock()
         inputs = self.policy_filter.inputs(task.id, node_id)
-        engine = self.policy_filter.engine_for(task.id)
-        if not isinstance(engine, CedarEngine):
-            engine = self.store.engine
+        engine = self.policy_filter.engine_for(task.id) or self.store.compiled_engine
         version = engine.policy_set_version
         request_doc: dict[str, Any] = {}
         if inputs is None:
@@ -88,7 +89,9 @@ class PlacementRecorder:
             if not decision.allowed:
                 log.error("task %s placed on %s, which Cedar denies: %s", task.id, node_id,
                           "; ".join(decision.reasons))  # fmt: skip
-        store_version_text(session, engine.policy_set, now)
+        if version not in self._stored:
+            store_version_text(session, engine.policy_set, now)
+            after_commit(session, lambda: self._stored.add(version))
         row = PlacementDecision(
             id=uuid.uuid4().hex,
             task_id=task.id,

@@ -33,6 +33,7 @@ from scheduler.policy_facts import accelerator_kinds
 MISSING_STATUS = "none"
 UNAPPRAISED_STATUS = "unappraised"
 TRUST_QUARANTINE_PREFIX = "quarantined"
+ENTITY_CACHE_SIZE = 50_000
 
 
 class SchedulerNodeFacts:
@@ -48,13 +49,21 @@ class SchedulerNodeFacts:
         self.service = service
         self.clock = clock or service.clock
         self.require_attestation = require_attestation
+        # entities are immutable and built from exactly the facts in the key
+        self._entities: dict[tuple[object, ...], Entity] = {}
 
     def __call__(self, view: NodeView) -> Entity:
         """The node's entity. Raises PolicyRequestError on a malformed fact."""
         now = self.clock()
         status, age = self.attestation(view, now)
         trust, uncertainty, quarantined = self.trust(view)
-        return node(
+        revoked = self.revoked(view.id)
+        key = (view.id, view.region, view.operator, view.accelerators, status, age, trust,
+               uncertainty, revoked, quarantined)  # fmt: skip
+        cached = self._entities.get(key)
+        if cached is not None:
+            return cached
+        entity = node(
             view.id,
             region=view.region,
             operator_id=view.operator,
@@ -63,9 +72,13 @@ class SchedulerNodeFacts:
             attestation_status=status,
             attestation_age_s=age,
             accelerators=accelerator_kinds(view.accelerators),
-            revoked=self.revoked(view.id),
+            revoked=revoked,
             quarantined=quarantined,
         )
+        if len(self._entities) >= ENTITY_CACHE_SIZE:
+            self._entities.clear()
+        self._entities[key] = entity
+        return entity
 
     def attestation(self, view: NodeView, now: float) -> tuple[str, int | None]:
         status, at, expires = view.attestation_status, view.attested_at, view.attestation_expires_at

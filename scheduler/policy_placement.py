@@ -15,9 +15,9 @@ one set, the one :meth:`PolicyFilter.engine_for` returns for recording).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from policies import Entity, PolicyError, PolicyStore, task
+from policies import CompiledEngine, Entity, Exclusion, PolicyError, PolicyStore, task
 from scheduler.placement import NodeView, TaskRequest
 from scheduler.policy_facts import accelerator_kinds, node_entity
 
@@ -50,13 +50,15 @@ class PolicyFilter:
         self._task_key: TaskRequest | None = None
         self._task: Entity | PolicyError | None = None
         self._allowed: dict[str, Entity] = {}
-        self._engine = store.engine
+        self._verdicts: dict[str, str | None] = {}
+        self._engine = store.compiled_engine
 
     def _task_entity(self, task_request: TaskRequest) -> Entity:
         if self._task_key is not task_request:
             if self.refresh is not None:
                 self.refresh()
-            self._task_key, self._allowed, self._engine = task_request, {}, self.store.engine
+            self._task_key, self._allowed, self._verdicts = task_request, {}, {}
+            self._engine = self.store.compiled_engine
             try:
                 self._task = task_entity_of(task_request)
             except PolicyError as exc:
@@ -75,12 +77,38 @@ class PolicyFilter:
         node_entity_ = self._allowed.get(node_id)
         return None if node_entity_ is None else (entity, node_entity_)
 
-    def engine_for(self, task_id: str) -> object | None:
-        """The engine (one policy set) the filter decided ``task_id``'s nodes with."""
+    def engine_for(self, task_id: str) -> CompiledEngine | None:
+        """The engine (one policy set) the filter decided ``task_id``'s nodes with: the
+        compiled engine, whose ``filter_nodes`` is its reference Cedar engine's compiled
+        placement filter and whose ``decide`` equals Cedar's (property-tested)."""
         entity = self._task
         return self._engine if isinstance(entity, Entity) and entity.uid.id == task_id else None
 
+    def prepare(self, task_request: TaskRequest, nodes: Sequence[NodeView]) -> None:
+        """Decide every candidate node for the task in one compiled filter pass (the
+        pipeline calls this once per task; :meth:`__call__` then reads the verdicts)."""
+        try:
+            task_entity = self._task_entity(task_request)
+        except PolicyError:
+            return  # every node is refused in __call__, with the reason
+        entities: dict[str, Entity] = {}
+        verdicts: dict[str, str | None] = {}
+        for view in nodes:
+            try:
+                entities[view.id] = self.facts(view)
+            except PolicyError as exc:
+                verdicts[view.id] = f"request refused: {exc}"
+        result = self._engine.filter_nodes(task_entity, list(entities.values()))
+        for node_id in result.allowed:
+            verdicts[node_id] = None
+            self._allowed[node_id] = entities[node_id]
+        for node_id, exclusion in result.excluded.items():
+            verdicts[node_id] = _reason(exclusion)
+        self._verdicts = verdicts
+
     def __call__(self, task_request: TaskRequest, node_view: NodeView) -> str | None:
+        if self._task_key is task_request and node_view.id in self._verdicts:
+            return self._verdicts[node_view.id]
         try:
             task_entity = self._task_entity(task_request)
             node_entity_ = self.facts(node_view)
@@ -93,12 +121,16 @@ class PolicyFilter:
         exclusion = result.excluded.get(node_view.id)
         if exclusion is None:
             return "the policy filter gave no answer for the node"
-        named = [
-            f"{pid}: {reason}"
-            for pid, reason in zip(exclusion.policy_ids, exclusion.reasons, strict=False)
-        ]
-        rest = list(exclusion.reasons[len(exclusion.policy_ids) :])
-        return "; ".join(named + rest)
+        return _reason(exclusion)
+
+
+def _reason(exclusion: Exclusion) -> str:
+    named = [
+        f"{pid}: {reason}"
+        for pid, reason in zip(exclusion.policy_ids, exclusion.reasons, strict=False)
+    ]
+    rest = list(exclusion.reasons[len(exclusion.policy_ids) :])
+    return "; ".join(named + rest)
 
 
 def task_entity_of(task_request: TaskRequest) -> Entity:

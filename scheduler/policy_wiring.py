@@ -11,8 +11,9 @@ sync and the provenance record of policy changes.
   differs, so a change made on any replica is in force everywhere within ~0.5 s of the
   next request.
 - :func:`record_change_provenance`: a policy change (old hash -> new hash, who, when) as a
-  ``policy_change`` response action in the provenance log when the provenance layer is
-  installed; nothing otherwise.
+  ``response.policy_change`` action through ``Service.record_response`` (or, while the
+  provenance layer does not subscribe there, straight into its log); nothing when
+  neither is present.
 
 Invariants: a stored set that no longer loads or hashes differently is refused by
 ``latest_policy_set`` (logged) and the set in force stays; a failed poll keeps the set in
@@ -148,20 +149,45 @@ def install_placement(service: Service, *, require_attestation: bool = False) ->
 
 def record_change_provenance(
     service: Any, session: Session, swap: PolicySwap, who: str, at: float, change_id: int
-) -> bool:
-    """Queue the change's provenance record in ``session``'s transaction when the
-    provenance layer is installed. Returns whether a record was queued.
+) -> str:
+    """Hand the change (old hash -> new hash, who, when) to the provenance log, in
+    ``session``'s transaction. Returns where it went: ``"hooks"``, ``"provenance"`` or
+    ``"none"`` (no provenance layer, nothing subscribed).
 
-    The record is a ``policy_change`` response action: target ``policy/<new version>``
-    (digest = the new version, a content hash), ``evidenceIds`` = [old version],
-    ``actor`` the scheduler's SPIFFE ID and ``detail`` a salted commitment to who changed
-    it; the salt is kept in ``policy_change_commitment`` (the log does not name people).
+    The change is a ``response.policy_change`` :class:`scheduler.service.ResponseAction`
+    given to ``service.record_response`` (the one hook point for security responses) when
+    any response hook is registered. Until the provenance layer subscribes there, it is
+    written straight into the provenance log when that layer is installed: a
+    ``policy_change`` response-action record, target ``policy/<new version>`` (digest =
+    the new version, a content hash), ``evidenceIds`` = [old version], ``actor`` the
+    scheduler's SPIFFE ID and ``detail`` a salted commitment to who changed it (the salt
+    is kept in ``policy_change_commitment``; the public log does not name people).
     """
+    from scheduler.service import ResponseAction as ServiceResponse
+
+    if getattr(service, "response_hooks", None):
+        service.record_response(
+            session,
+            ServiceResponse(
+                action="response.policy_change",
+                subject=swap.new_version,
+                reason="policy.change",
+                actor=who,
+                source=who.split(":", 1)[0],
+                at=at,
+                detail={
+                    "old_version": swap.old_version,
+                    "new_version": swap.new_version,
+                    "change_id": change_id,
+                },
+            ),
+        )
+        return "hooks"
     from scheduler.provenance import layer_of
 
     layer = layer_of(service)
     if layer is None:
-        return False
+        return "none"
     from audit_chain import ResponseAction, commit, new_salt
     from scheduler.tables.policy_decisions import PolicyChangeCommitment
 
@@ -171,7 +197,7 @@ def record_change_provenance(
     if not digest.startswith("sha256:"):
         digest = "sha256:" + hashlib.sha256(swap.new_version.encode()).hexdigest()
     action = ResponseAction(
-        action_id=f"policy-change:{swap.old_version[7:23]}:{swap.new_version[7:23]}:{int(at)}",
+        action_id=f"policy-change:{change_id}:{swap.new_version[7:23]}",
         action="policy_change",
         target_kind="policy",
         target_id=swap.new_version,
@@ -184,4 +210,4 @@ def record_change_provenance(
     )
     layer.record_response_action(session, action)
     session.add(PolicyChangeCommitment(change_id=change_id, commitment=detail, salt_hex=salt.hex()))
-    return True
+    return "provenance"

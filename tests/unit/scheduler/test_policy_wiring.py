@@ -300,6 +300,21 @@ def test_a_policy_change_is_a_provenance_record(api, service):
         layer.stop()
 
 
+def test_a_policy_change_goes_to_the_response_hooks_once(api, service):
+    from scheduler.provenance import ProvenanceLayer
+
+    layer = ProvenanceLayer.for_service(service, checkpoint_delay_s=0.05)
+    seen: list[Any] = []
+    service.response_hooks.append(lambda session, action: seen.append(action))
+    old = service.authorizer.store.version
+    changed = change_policy(api, service, forbid_everything=True)
+    assert [(a.action, a.subject, a.actor, a.source) for a in seen] == [
+        ("response.policy_change", changed["new_version"], "admin:admin", "admin")
+    ]
+    assert seen[0].detail["old_version"] == old
+    assert layer.log.tree_size == 0  # a subscribed hook logs it, never twice
+
+
 def test_a_policy_change_without_provenance_still_works(api, service):
     changed = change_policy(api, service, forbid_everything=False)
     assert changed["changed"] is False  # the same set: recorded, nothing to log

@@ -208,3 +208,24 @@ def test_new_actions_decided_with_reasons(service, role, action, resource, allow
     assert decision.reasons and not any("built-in" in r for r in decision.reasons)
     if policy_id is not None:
         assert policy_id in decision.policy_ids, decision
+
+
+def test_bare_scheduler_with_builtin_rules_still_registers_nodes(tmp_path, database_url):
+    """``cntrust up --no-layers`` decides with the built-in rules: registration (now behind
+    the seam) must still work there."""
+    from scheduler.service import Service
+    from scheduler.settings import Settings
+
+    bare = Service(
+        Settings(data_dir=tmp_path / "bare", database_url=database_url),
+        authorizer=BuiltinAuthorizer(),
+    )
+    try:
+        with TestClient(create_app(bare, layers=False)) as client:
+            body = {"cpu_cores": 2, "memory_mb": 1024}
+            headers = bearer(bare, "node-register", "n1")
+            assert client.post("/v1/nodes/register", json=body, headers=headers).status_code == 201
+            tenant = bearer(bare, "tenant", "t")
+            assert client.post("/v1/nodes/register", json=body, headers=tenant).status_code == 401
+    finally:
+        bare.close()

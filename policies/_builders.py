@@ -17,8 +17,11 @@ from policies._model import NAMESPACE, Entity, EntityUid, Request
 from policies.errors import PolicyRequestError
 
 CLASSIFICATIONS = ("public", "internal", "secret")
-ATTESTATION_STATUSES = ("affirming", "warning", "contraindicated", "none")
-"""EAR trust tiers (draft-ietf-rats-ear), plus ``none`` for a node never attested."""
+ATTESTATION_STATUSES = ("affirming", "warning", "contraindicated", "none", "unappraised")
+"""EAR trust tiers (draft-ietf-rats-ear), plus ``none`` for a node with no (valid)
+attestation result and ``unappraised`` for a node of a scheduler that appraises no
+attestation at all (no verifier wired): the default pack then places public and internal
+work on it and never secret work."""
 
 
 def uid(entity_type: str, entity_id: str) -> EntityUid:

@@ -293,6 +293,7 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
         by_certificate = who.role == "node" and who.claims.get("cntrust_auth") == "x509-svid"
         if who.role != "node-register" and not by_certificate:
             raise Unauthorized("a node registration token is required", reason="role")
+        service.authorize(who, "node.register", Resource("node", who.name))
         name = who.name
         operator = str(who.claims.get("operator") or body.operator)  # enrolled: the identity's
         if "operator" in body.model_fields_set and body.operator != operator:
@@ -488,6 +489,9 @@ def install_layers(service: Service) -> None:
     install_mtls(service)  # nodes may authenticate with their X.509-SVID
     if not isinstance(getattr(service, "trust", None), TrustLayer):
         TrustLayer.install(service)
+    from scheduler.policy_wiring import install_placement
+
+    install_placement(service)  # the Cedar placement filter and decision records
 
 
 def issue_tenant_token(service: Service, tenant: str, ttl: timedelta) -> str:

@@ -58,7 +58,7 @@ _ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "task.cancel": frozenset({"tenant", "admin"}),
     "task.claim": frozenset({"node"}),
     "task.report": frozenset({"node"}),
-    "node.register": frozenset({"node"}),
+    "node.register": frozenset({"node", "node-register"}),
     "node.heartbeat": frozenset({"node"}),
     "node.read": frozenset({"admin", "operator", "analyst", "regulator", "node"}),
     "node.list": frozenset({"admin", "operator", "analyst", "regulator"}),

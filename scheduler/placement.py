@@ -8,9 +8,9 @@ more filters and rankers. The result carries every exclusion reason, so
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,10 @@ class NodeView:
     gpu_used: int
     active_tasks: int
     attributes: dict[str, object] = field(default_factory=dict)
+    # the node's current attestation result from its Node row (None = missing)
+    attestation_status: str | None = None
+    attested_at: float | None = None
+    attestation_expires_at: float | None = None
 
     @property
     def gpu_total(self) -> int:
@@ -130,10 +134,16 @@ class LoadRanker:
 class PlacementPipeline:
     filters: list[Filter] = field(default_factory=lambda: [RegionFilter(), FitFilter()])
     rankers: list[Ranker] = field(default_factory=lambda: [LoadRanker()])
+    # called as hook(session, task, node_id) in the transaction that placed the task
+    placed_hooks: list[Callable[[Any, Any, str], None]] = field(default_factory=list)
 
     def place(self, task: TaskRequest, nodes: Sequence[NodeView]) -> PlacementResult:
         exclusions: list[Exclusion] = []
         scored: list[tuple[float, str]] = []
+        for flt in self.filters:  # a filter may decide every node at once (e.g. the policy one)
+            prepare = getattr(flt, "prepare", None)
+            if prepare is not None:
+                prepare(task, nodes)
         for node in nodes:
             excluded = False
             for flt in self.filters:

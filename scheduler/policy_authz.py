@@ -29,6 +29,7 @@ from policies import (
     PolicySet,
     PolicyStore,
     admin,
+    alert,
     load_default_policy_set,
     operator,
     policy_set_resource,
@@ -40,10 +41,11 @@ from policies import (
     tenant,
     uid,
 )
-from scheduler.authz import Authorizer, AuthzDecision, BuiltinAuthorizer, Principal, Resource
+from scheduler.authz import Authorizer, AuthzDecision, Principal, Resource
 from scheduler.policy_facts import absent_node_entity, accelerator_kinds, node_entity
 
 if TYPE_CHECKING:
+    from scheduler.policy_wiring import PolicySync
     from scheduler.service import Service
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,16 @@ ACTIONS: dict[str, str] = {
     "policy.read": "read_policy",
     "policy.check": "check_policy",
     "policy.change": "change_policy",
+    "node.release": "release_node",
+    "node.revoke": "revoke_node",
+    "identity.operator.manage": "manage_operator",
+    "identity.join_token.create": "create_join_token",
+    "identity.ca.rotate": "rotate_ca",
+    "identity.ca.revoke": "revoke_ca",
+    "alert.ingest": "ingest_alerts",
+    "alert.read": "read_alerts",
+    "alert.triage": "triage_alert",
+    "alert.suppress": "suppress_alert",
 }
 """Scheduler action -> action of the default policy schema."""
 
@@ -76,7 +88,13 @@ NEW_TASK_ID = "(new)"
 NodeFacts = Callable[[str], Entity | None]
 """Node id -> its entity, or None when no such node is registered."""
 
-_LIST_RESOURCES = frozenset({"task.list", "node.list"})
+_LIST_RESOURCES = frozenset({"task.list", "node.list", "alert.ingest"})
+_SERVICE_WIDE = frozenset({"alert", "suppression", "ca"})
+"""Resource kinds that name the scheduler as a whole when no single alert or operator is
+meant (alert lists, suppressions, the root CA)."""
+UNRECORDED_SEVERITY = "unrecorded"
+"""Severity of an alert resource whose route authorizes before reading the alert (no rule
+of the default pack reads it; a pack that does sees this value, never a guess)."""
 _POLICY_RESOURCES = frozenset({"policy.read", "policy.check", "policy.change"})
 
 
@@ -92,12 +110,17 @@ class PolicyAuthorizer:
     ) -> None:
         self.store = store
         self.node_facts = node_facts
-        # actions of newly wired layers that have no Cedar action yet go to the built-in
-        # role rules (deny by default), and the decision says so; None denies them
+        # an action with no Cedar action is denied ("unknown action"); ``unmapped`` (e.g.
+        # the built-in role rules) may decide it instead, and the decision says so. The
+        # scheduler installs None: every route is decided by the policy set.
         self.unmapped = unmapped
+        # the replica's policy sync (scheduler.policy_wiring.PolicySync), polled per decision
+        self.sync: PolicySync | None = None
 
     def decide(self, principal: Principal, action: str, resource: Resource) -> AuthzDecision:
         """Decide with the set in force. Never raises; failures are denies with a reason."""
+        if self.sync is not None:
+            self.sync.maybe_refresh()
         cedar_action = ACTIONS.get(action)
         if cedar_action is None:
             if self.unmapped is None:
@@ -131,6 +154,8 @@ class PolicyAuthorizer:
             return security_analyst(name)
         if role == "regulator":
             return regulator(name)
+        if role == "sensor":
+            return Entity(uid("Sensor", name))
         if role == "node":
             return self._node(name)
         if role == "node-register":
@@ -143,6 +168,15 @@ class PolicyAuthorizer:
         if action in _POLICY_RESOURCES:
             return policy_set_resource(resource.id or "active")
         kind = resource.kind
+        if kind == "alert" and resource.id is not None and action != "alert.suppress":
+            severity = resource.attributes.get("severity", UNRECORDED_SEVERITY)
+            return alert(resource.id, severity=str(severity))
+        if kind in _SERVICE_WIDE:
+            return service()
+        if kind == "operator":
+            if resource.id is None:
+                raise ValueError("an operator resource needs an id")
+            return operator(resource.id)
         if kind == "task":
             return _task(resource)
         if kind == "node":
@@ -242,7 +276,10 @@ def install(service: Service, store: PolicyStore | None = None) -> PolicyAuthori
 
     if store is None:
         store = PolicyStore(latest_policy_set(service) or default_policy_set())
-    authorizer = PolicyAuthorizer(store, database_node_facts(service), unmapped=BuiltinAuthorizer())
+    from scheduler.policy_wiring import PolicySync
+
+    authorizer = PolicyAuthorizer(store, database_node_facts(service))
+    authorizer.sync = PolicySync(service, store)
     service.authorizer = authorizer
     return authorizer
 

@@ -174,6 +174,9 @@ def node_view(node: Node) -> NodeView:
         gpu_used=node.gpu_used,
         active_tasks=node.active_tasks,
         attributes=dict(node.labels),
+        attestation_status=node.attestation_status,
+        attested_at=node.attested_at,
+        attestation_expires_at=node.attestation_expires_at,
     )
 
 
@@ -231,6 +234,8 @@ def try_place(
         return result
     node = next(n for n in candidates if n.id == result.node_id)
     transition(session, task, TaskState.PLACED, now, result.reason, node=node)
+    for hook in pipeline.placed_hooks:
+        hook(session, task, node.id)
     return result
 
 

@@ -181,3 +181,51 @@ def _when(at: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@app.command("replay")
+def replay_cmd(
+    task_id: str = typer.Argument(..., help="The task whose placement decision to replay."),
+    server: str = typer.Option(
+        "http://127.0.0.1:8440", "--server", envvar="CNTRUST_SERVER", help="Scheduler API URL."
+    ),
+    token: str = typer.Option(
+        ..., "--token", envvar="CNTRUST_TOKEN", help="Bearer token.", show_default=False
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+) -> None:
+    """Replay a task's placement decision with its stored inputs and policy version.
+
+    Exit 0 when the replayed decision is the same, 1 when it differs (or the task is
+    unknown or has no recorded decision), 3 when the server cannot be reached."""
+    from urllib.parse import quote
+
+    from scheduler.cli.common import api_errors, print_json
+    from scheduler.client import Client
+
+    with api_errors(), Client(server, token) as client:
+        answer = client.request("GET", f"/v1/tasks/{quote(task_id, safe='')}/placement/replay")
+    if as_json:
+        print_json(answer)
+    else:
+        stored = answer["stored"]
+        _out.print(
+            f"task {answer['task_id']} on node {answer['node_id']} (attempt {answer['attempt']}, "
+            f"{_when(float(answer['decided_at']))})\n"
+            f"policy set {answer['policy_version']}\n"
+            f"stored:   {stored['decision']} by {', '.join(stored['policy_ids']) or '-'}",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+        for reason in stored["reasons"]:
+            _out.print(f"  - {reason}", markup=False, highlight=False, soft_wrap=True)
+        replayed = answer.get("replayed")
+        if replayed is not None:
+            ids = ", ".join(replayed["policy_ids"]) or "-"
+            _out.print(f"replayed: {replayed['decision']} by {ids}", markup=False,
+                       highlight=False, soft_wrap=True)  # fmt: skip
+        if answer["same"]:
+            _out.print("same decision", markup=False, highlight=False)
+        for difference in answer["differences"]:
+            _err.print(f"differs: {difference}", markup=False, highlight=False, soft_wrap=True)
+    if not answer["same"]:
+        raise typer.Exit(code=1)

@@ -38,6 +38,8 @@ from scheduler.authz import Resource
 from scheduler.errors import InvalidRequest, NotFound
 from scheduler.policy_authz import PolicyAuthorizer
 from scheduler.policy_changes import history, record_change
+from scheduler.policy_decisions import store_version_text
+from scheduler.policy_wiring import record_change_provenance
 from scheduler.service import Service
 
 router = APIRouter()
@@ -120,7 +122,9 @@ async def change_policy(request: Request, who: Caller) -> dict[str, Any]:
         now = service.clock()
 
         def op(session: Session) -> None:
-            record_change(session, swap, new_set, who.label, now)
+            row = record_change(session, swap, new_set, who.label, now)
+            store_version_text(session, new_set, now)
+            record_change_provenance(service, session, swap, who.label, now, row.id or 0)
 
         await service.write(op)
         store.swap(new_set)

@@ -164,7 +164,7 @@ def test_suppression_roles(api, service):
     assert api.post("/v1/suppressions", json=body, headers=sensor).status_code == 403
     regulator = bearer(service, "regulator", "reg")
     assert api.post("/v1/suppressions", json=body, headers=regulator).status_code == 403
-    assert api.get("/v1/suppressions", headers=regulator).status_code == 200
+    assert api.get("/v1/suppressions", headers=regulator).status_code == 403  # no alert reads
 
 
 # -- filters, grouping, enrichment ---------------------------------------------------------
@@ -271,13 +271,17 @@ def test_read_and_triage_roles(api, service):
     for path in ("/v1/alerts", f"/v1/alerts/{aid}", "/v1/alerts/export", "/v1/suppressions"):
         assert api.get(path, headers=alice).status_code == 403, path
         assert api.get(path, headers=sensor).status_code == 403, path
-        for role in ("analyst", "admin", "regulator"):
+        for role in ("analyst", "admin"):
             assert api.get(path, headers=bearer(service, role, "x")).status_code == 200
+        # the policy pack: regulators read provenance, tasks and policies, not alerts
+        assert api.get(path, headers=bearer(service, "regulator", "x")).status_code == 403
     assert _triage(api, service, aid, "acknowledged", headers=sensor).status_code == 403
     assert _triage(api, service, aid, "acknowledged", headers=alice).status_code == 403
     regulator = bearer(service, "regulator", "reg")
     assert _triage(api, service, aid, "acknowledged", headers=regulator).status_code == 403
-    assert _triage(api, service, aid, "acknowledged", headers=admin(service)).status_code == 200
+    # the policy pack: only security analysts triage and suppress alerts
+    assert _triage(api, service, aid, "acknowledged", headers=admin(service)).status_code == 403
+    assert _triage(api, service, aid, "acknowledged", headers=analyst(service)).status_code == 200
 
 
 def test_track_by_dst_collapses_a_spoofed_flood(api, service):

@@ -76,3 +76,45 @@ def test_show_unreachable_exits_3():
         app, ["policy", "show", "--server", "http://127.0.0.1:9", "--token", "t"]
     )
     assert result.exit_code == 3 and "cannot reach" in result.output
+
+
+def _placed_task(server: str, service: Any) -> str:
+    import httpx
+
+    admin = bearer(service, "admin", "a")
+    with httpx.Client(base_url=server) as http:
+        assert http.post("/v1/tenants", json={"name": "alice"}, headers=admin).status_code == 201
+        reg = bearer(service, "node-register", "n1")
+        body = {"cpu_cores": 2, "memory_mb": 1024}
+        assert http.post("/v1/nodes/register", json=body, headers=reg).status_code == 201
+        alice = bearer(service, "tenant", "alice")
+        task = http.post("/v1/tasks", json={"command": ["true"]}, headers=alice).json()
+    assert task["node_id"] == "n1"
+    return str(task["id"])
+
+
+def test_replay_json_and_table(server, service):
+    task_id = _placed_task(server, service)
+    args = ["policy", "replay", task_id, "--server", server, "--token", token(service, "regulator")]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["same"] is True and answer["stored"]["policy_ids"] == ["placement.permit"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "same decision" in result.stdout and "placement.permit" in result.stdout
+
+
+def test_replay_unknown_task_exits_1_with_message(server, service):
+    result = runner.invoke(
+        app, ["policy", "replay", "nope", "--server", server, "--token", token(service, "admin")]
+    )
+    assert result.exit_code == 1
+    assert "404" in result.output and "task nope not found" in result.output
+
+
+def test_replay_unreachable_exits_3():
+    result = runner.invoke(
+        app, ["policy", "replay", "t", "--server", "http://127.0.0.1:9", "--token", "t"]
+    )
+    assert result.exit_code == 3

@@ -72,6 +72,7 @@ ACTIONS: dict[str, str] = {
     "identity.join_token.create": "create_join_token",
     "identity.ca.rotate": "rotate_ca",
     "identity.ca.revoke": "revoke_ca",
+    "identity.svid.renew": "renew_svid",
     "alert.ingest": "ingest_alerts",
     "alert.read": "read_alerts",
     "alert.triage": "triage_alert",

@@ -2,9 +2,9 @@
 revocation.
 
 ``POST /v1/agent/svid/renew`` is for nodes authenticated by their current X.509-SVID;
-the operator routes are for admins (action ``identity.operator.manage``). Certificates are
-accepted on apps built with the layers on (``install_layers``); these routes install the
-check on first use otherwise.
+the operator CA routes are for admins (actions ``identity.ca.rotate`` and
+``identity.ca.revoke``). Certificates are accepted on apps built with the layers on
+(``install_layers``); these routes install the check on first use otherwise.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ async def renew_svid(body: RenewIn, request: Request, who: Caller) -> RenewOut:
 @router.post("/v1/operators/{operator}/rotate")
 async def rotate(operator: str, request: Request, who: Caller) -> OperatorRotateOut:
     service, layer = _layer(request)
-    service.authorize(who, "identity.operator.manage", Resource("operator", operator[:64]))
+    service.authorize(who, "identity.ca.rotate", Resource("operator", operator[:64]))
     result = await service.write(rotate_operator(layer, operator[:64], who.label))
     return OperatorRotateOut.model_validate(result)
 
@@ -98,7 +98,7 @@ async def revoke(
     operator: str, body: OperatorRevokeIn, request: Request, who: Caller
 ) -> OperatorRevokeOut:
     service, layer = _layer(request)
-    service.authorize(who, "identity.operator.manage", Resource("operator", operator[:64]))
+    service.authorize(who, "identity.ca.revoke", Resource("operator", operator[:64]))
     result = await service.write(revoke_operator(layer, operator[:64], body.reason, who.label))
     return OperatorRevokeOut.model_validate(result)
 

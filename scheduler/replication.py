@@ -341,7 +341,7 @@ class Replication:
         verdict = trust.decide_replicas(complete, {n: v.score for n, v in views.items()})
         trusted = {n for n, v in views.items() if v.trusted}
         if not verdict.decided:
-            reason = verdict.reason
+            reason = "no trusted majority, and no replica left to add"
         elif not trusted.intersection(verdict.agreeing):
             reason = "no trusted node in the majority"
         elif trusted.intersection(verdict.disagreeing) and len(verdict.agreeing) < 2:
@@ -355,7 +355,8 @@ class Replication:
                 DISAGREED,
                 verdict.agreeing,
                 verdict.disagreeing,
-                f"majority result {verdict.majority_digest}",
+                f"{', '.join(verdict.disagreeing)} disagreed with the trusted majority "
+                f"{', '.join(verdict.agreeing)}",
                 views,
             )
         return self._finish(session, original, check, now, UNRESOLVED, (), (), reason)
@@ -394,6 +395,10 @@ class Replication:
         check.reason = reason[:500]
         check.decided_at = now
         session.add(check)
+        # the verdict shows in the original task's history (its state does not change)
+        state = original.state.value
+        note = f"verification {status}: {reason}"[:300]
+        store.record_event(session, original.id, state, state, now, note, original.node_id)
         return self._count(status)
 
     def _evidence(

@@ -211,9 +211,10 @@ class TrustSync:
         for rid, q in rows.items():
             if rid in tail.quarantine_rows or not layer._ensure(session, q.node_id):
                 continue
+            if q.node_id not in layer._reasons:  # not this replica's own quarantine
+                quarantined.append(q.node_id)
             layer.engine.quarantine(q.node_id)
             layer._reasons[q.node_id] = q.reason
-            quarantined.append(q.node_id)
         still = {q.node_id for q in active}
         released: list[str] = []
         for rid, node_id in tail.quarantine_rows.items():

@@ -254,11 +254,21 @@ class Replication:
         return replica
 
     def _host_exists(self, session: Session, original: Task, excluded: set[str]) -> bool:
+        """An online high-trust node outside ``excluded`` that could ever run the task
+        (region, total CPU, memory and accelerators; free capacity may come later)."""
+        kind = original.accelerator_kind or "gpu"
         for node in store.online_nodes(session):
             if node.id in excluded or (original.region and node.region != original.region):
                 continue
-            view = self.layer.view(store.node_view(node))
-            if view.trusted and view.exclusion is None:
+            view = store.node_view(node)
+            if (
+                view.cpu_cores < original.cpu
+                or view.memory_mb < original.memory_mb
+                or view.accelerator_count(kind) < original.gpu
+            ):
+                continue
+            trust_view = self.layer.view(view)
+            if trust_view.trusted and trust_view.exclusion is None:
                 return True
         return False
 

@@ -224,6 +224,22 @@ def test_no_replica_without_an_independent_trusted_node(api, service, rep):
     assert rep.counts["no_host"] == 4
 
 
+def test_no_replica_when_no_trusted_node_has_the_accelerator(api, service, rep):
+    rep.config = ReplicationConfig(min_share=1.0, max_share=1.0)
+    alice = add_tenant(api, service, "alice")
+    FakeAgent(api, service, "cpu-host", operator="globex")
+    make_trusted(service, "cpu-host")
+    gpu = FakeAgent(
+        api, service, "gpu-box", operator="acme", accelerators=[{"kind": "gpu", "count": 1}]
+    )
+    assert submit(api, alice, ["nvidia-smi"], gpu=1)["node_id"] == "gpu-box"
+    cpu_task = submit(api, alice, ["echo", "x"])
+    assert gpu.step() == 1 + (cpu_task["node_id"] == "gpu-box")
+    # the GPU task cannot be re-run on the trusted CPU-only host: no replica waits forever
+    assert rep.counts["no_host"] == 1
+    assert all(c.original_task_id == cpu_task["id"] for c in checks(service))
+
+
 def test_bad_replica_reports_are_refused_and_counted(api, service, rep):
     alice = add_tenant(api, service, "alice")
     host = FakeAgent(api, service, "host", operator="globex")

@@ -337,3 +337,43 @@ def test_replication_is_on_with_the_layers_and_can_be_switched_off(tmp_path, dat
             assert len(newbie.ran) == 4 and len(host.ran) == 2  # newbie: 4 CPUs
     finally:
         svc.close()
+
+
+def test_a_replica_made_by_one_scheduler_replica_is_judged_by_another(api, service, rep, clock):
+    """Agents may talk to any scheduler replica: the check lives in the shared database."""
+    import copy
+
+    from fastapi.testclient import TestClient
+
+    from scheduler.app import create_app
+    from scheduler.service import Service
+    from scheduler.store import task_request
+
+    alice = add_tenant(api, service, "alice")
+    host = FakeAgent(api, service, "host", operator="globex")
+    make_trusted(service, "host")
+    liar = FakeAgent(api, service, "liar", operator="acme", lie=True)
+    task = submit(api, alice, ["echo", "x"])
+    assert task["node_id"] == "liar" and liar.step() == 1  # replica made by replica one
+    (replica,) = replicas(service)
+    other = Service(service.settings, clock=clock)
+    try:
+        with TestClient(create_app(other)) as api2:
+            two: Replication = other.replication
+            two.config = rep.config
+            # replica two knows where the replica may run from the check alone
+            found = two.constraint(task_request(replica))
+            assert found.excluded == frozenset({"liar"}) and found.operators == {"acme"}
+            via_two = copy.copy(host)
+            via_two.api = api2
+            assert via_two.step() == 1  # the host hands the replica's result to replica two
+            (check,) = checks(service)
+            # one trusted host and no tie-breaker left: the untrusted liar is outvoted
+            assert check.status == "disagreed" and check.convicted == ["liar"]
+            assert two.counts["disagreed"] == 1 and "disagreed" not in rep.counts
+            assert status(service, "liar") == NodeStatus.CORDONED
+            service.trust.sync.sync()  # replica one follows (if its thread has not yet)
+            body = api.get("/v1/nodes/liar/trust", headers=admin(service)).json()
+            assert body["placement"]["reason"].startswith("quarantined by trust")
+    finally:
+        other.close()

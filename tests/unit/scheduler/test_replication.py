@@ -267,12 +267,18 @@ def test_bad_replica_reports_are_refused_and_counted(api, service, rep):
     forged = original.model_copy(update={"id": "f" * 32, "replica_of": original.id})
     assert service.write_sync(lambda s: rep.verify(s, forged)) == "not_a_replica"
     assert rep.counts["already_decided"] == 1 and rep.counts["not_a_replica"] == 2
+    stats = api.get("/v1/trust/stats", headers=admin(service))
+    assert stats.status_code == 200, stats.text
+    counts = stats.json()["replication"]["counts"]
+    assert counts["agreed"] == 1 and counts["not_a_replica"] == 2
+    assert api.get("/v1/trust/stats", headers=alice).status_code == 403
     with service.read() as session:
         assert len(list(session.exec(select(TrustEvidence)))) == evidence_before
         assert session.get(ReplicaCheck, task["id"]) == check
 
 
 def test_a_replica_nobody_trusted_can_take_is_abandoned(api, service, rep, clock):
+    service.trust.sync.periodic.remove(rep.periodic_sweep)  # this test sweeps by hand
     alice = add_tenant(api, service, "alice")
     FakeAgent(api, service, "host", operator="globex")
     make_trusted(service, "host")

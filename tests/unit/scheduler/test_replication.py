@@ -20,11 +20,11 @@ from tests.unit.scheduler.replication_helpers import FakeAgent, drain, make_trus
 
 @pytest.fixture
 def rep(api, service) -> Replication:
-    """The app's replication, replicating every task of a newcomer (share cap 1.0), with
-    exploration on every task so newcomers get the tenant's work."""
+    """The app's replication, verifying every task (share 1.0, so no test depends on the
+    hash of a random task id), with exploration on every task so newcomers get the work."""
     replication = service.replication
     assert isinstance(replication, Replication)
-    replication.config = ReplicationConfig(min_share=0.0, max_share=1.0, max_replicas=2)
+    replication.config = ReplicationConfig(min_share=1.0, max_share=1.0, max_replicas=2)
     service.trust.exploration_share = 1.0
     return replication
 
@@ -145,7 +145,6 @@ def test_the_engine_decides_the_share_and_the_cap_bounds_it(api, service):
 
 
 def test_a_lying_replica_host_is_outvoted_by_the_tie_breaker(api, service, rep):
-    rep.config = ReplicationConfig(min_share=1.0, max_share=1.0, max_replicas=2)
     alice = add_tenant(api, service, "alice")
     h1 = FakeAgent(api, service, "h1", operator="globex")
     make_trusted(service, "h1")
@@ -213,7 +212,6 @@ def test_two_trusted_nodes_that_disagree_without_a_tie_breaker_penalise_nobody(
 
 
 def test_no_replica_without_an_independent_trusted_node(api, service, rep):
-    rep.config = ReplicationConfig(min_share=1.0, max_share=1.0)
     alice = add_tenant(api, service, "alice")
     a = FakeAgent(api, service, "a", operator="acme")
     b = FakeAgent(api, service, "b", operator="globex")
@@ -225,7 +223,6 @@ def test_no_replica_without_an_independent_trusted_node(api, service, rep):
 
 
 def test_no_replica_when_no_trusted_node_has_the_accelerator(api, service, rep):
-    rep.config = ReplicationConfig(min_share=1.0, max_share=1.0)
     alice = add_tenant(api, service, "alice")
     FakeAgent(api, service, "cpu-host", operator="globex")
     make_trusted(service, "cpu-host")

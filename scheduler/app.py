@@ -259,8 +259,8 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
     ) -> list[TaskOut]:
         service.authorize(who, "task.list", Resource("task"))
         stmt = select(Task).order_by(col(Task.submitted_at).desc()).limit(limit)
-        if who.role == "tenant":
-            stmt = stmt.where(Task.tenant == who.name)
+        if who.role == "tenant":  # verification replicas are the scheduler's, not the tenant's
+            stmt = stmt.where(Task.tenant == who.name, col(Task.replica_of).is_(None))
         elif tenant is not None:
             stmt = stmt.where(Task.tenant == tenant)
         if state is not None:
@@ -478,9 +478,11 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
 def install_layers(service: Service) -> None:
     """Wire the security layers into a service (once): identity's revocation check on
     every authentication, and the trust engine (evidence from finished tasks, the
-    placement filter and ranker, quarantine). Cedar authorization is installed by the
-    Service itself; provenance needs its own keys and threads (see scheduler.local)."""
+    placement filter and ranker, quarantine, sync between replicas, and verification by
+    replication unless ``settings.replication`` is off). Cedar authorization is installed by
+    the Service itself; provenance needs its own keys and threads (see scheduler.local)."""
     from scheduler.identity_layer import install as install_identity
+    from scheduler.replication import Replication, ReplicationConfig
     from scheduler.trust_wiring import TrustLayer
 
     install_identity(service)
@@ -488,7 +490,10 @@ def install_layers(service: Service) -> None:
 
     install_mtls(service)  # nodes may authenticate with their X.509-SVID
     if not isinstance(getattr(service, "trust", None), TrustLayer):
-        TrustLayer.install(service)
+        settings = service.settings
+        layer = TrustLayer.install(service, sync_interval_s=settings.trust_sync_interval_s)
+        if settings.replication:
+            Replication.install(service, layer, ReplicationConfig.of(settings))
     from scheduler.policy_wiring import install_placement
 
     install_placement(service)  # the Cedar placement filter and decision records

@@ -123,6 +123,8 @@ class Task(SQLModel, table=True):
     placement_decision_id: str | None = Field(default=None, max_length=64)
     # The node's own signature over its result (base64url, see scheduler/agent.py).
     node_signature: str | None = Field(default=None, max_length=200)
+    # On a verification replica: the id of the task it re-runs (scheduler/replication.py).
+    replica_of: str | None = Field(default=None, index=True, max_length=40)
 
 
 class TaskEvent(SQLModel, table=True):

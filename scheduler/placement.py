@@ -51,6 +51,7 @@ class TaskRequest:
     accelerator_kind: str | None
     classification: str
     region: str | None
+    replica_of: str | None = None  # a verification replica of this task (replication.py)
 
 
 @dataclass(frozen=True)

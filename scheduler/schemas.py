@@ -61,6 +61,7 @@ class TaskOut(BaseModel):
     output_digest: str | None
     usage: dict[str, Any]
     trace_id: str | None = None
+    replica_of: str | None = None  # a verification replica: the task it re-runs
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:

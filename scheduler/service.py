@@ -93,6 +93,8 @@ class Service:
         # (quarantine, release, revocation, policy change); the provenance layer logs them
         self.response_hooks: list[Callable[[Session, ResponseAction], None]] = []
         self.pipeline = pipeline or PlacementPipeline()
+        # called by close() before the committer stops (background threads of the layers)
+        self.close_hooks: list[Callable[[], None]] = []
         self.telemetry = Telemetry(
             "cntrust-scheduler",
             console=settings.console_traces,
@@ -171,6 +173,8 @@ class Service:
         return authorize(self.authorizer, principal, action, resource)
 
     def close(self) -> None:
+        for hook in self.close_hooks:
+            hook()
         self.committer.close()
         self.telemetry.shutdown()
         self.engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".cntrust")
@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     claim_wait_s: float = Field(default=10.0, ge=0, le=60)
     otlp_endpoint: str | None = None
     console_traces: bool = False
+    # trust layer: replicas sharing a database apply each other's trust evidence this often
+    trust_sync_interval_s: float = Field(default=0.5, gt=0, le=60)
+    # adaptive verification by replication (scheduler/replication.py), on with the layers;
+    # the engine's share per node is bounded by these (max: the throughput cap)
+    replication: bool = True
+    replication_min_share: float = Field(default=0.05, ge=0, le=1)
+    replication_max_share: float = Field(default=0.5, ge=0, le=1)
+    replication_max_replicas: int = Field(default=2, ge=1, le=4)
 
     @field_validator("database_url")
     @classmethod
@@ -44,6 +52,12 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("database_url must be sqlite:// or postgresql+psycopg://")
         return value
+
+    @model_validator(mode="after")
+    def _replication_shares(self) -> Settings:
+        if self.replication_min_share > self.replication_max_share:
+            raise ValueError("replication_min_share must be <= replication_max_share")
+        return self
 
     @property
     def effective_database_url(self) -> str:

@@ -190,6 +190,7 @@ def task_request(task: Task) -> TaskRequest:
         accelerator_kind=task.accelerator_kind,
         classification=task.classification.value,
         region=task.region,
+        replica_of=task.replica_of,
     )
 
 

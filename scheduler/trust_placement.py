@@ -25,6 +25,7 @@ class NodeTrustView:
     uncertainty: float
     exclusion: str | None
     exploring: bool
+    trusted: bool = False  # score and certainty above the engine's trust thresholds
 
 
 class TrustFilter:

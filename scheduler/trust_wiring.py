@@ -14,7 +14,9 @@
 - turns an engine quarantine decision into a cordoned node and requeued work (each task
   with a reason naming the decision), in the transaction that brought the evidence;
 - rebuilds the engine from the stored evidence and quarantines (:meth:`TrustLayer.restore`)
-  on start, and again whenever a transaction that changed the engine rolled back.
+  on start, and again whenever a transaction that changed the engine rolled back;
+- applies the evidence and quarantines other scheduler replicas stored in the shared database
+  (:mod:`scheduler.trust_sync` tails the tables every ``sync_interval_s``).
 
 Invariants:
 - The engine is in-memory and not thread-safe: every access holds ``TrustLayer.lock``.
@@ -45,6 +47,7 @@ from scheduler.models import ACTIVE_STATES, Node, NodeStatus, Task, TaskState
 from scheduler.placement import NodeView
 from scheduler.tables.trust import TrustEvidence, TrustQuarantine
 from scheduler.trust_placement import NodeTrustView, TrustFilter, TrustRanker
+from scheduler.trust_sync import TailState, TrustSync, tail_start
 
 log = logging.getLogger(__name__)
 
@@ -116,16 +119,25 @@ class TrustLayer:
         self._views: dict[str, NodeTrustView] = {}
         self._stale = False
         self._last_exploration: tuple[str, bool] = ("", False)
+        # where this replica is in the shared evidence and quarantine tables (trust_sync)
+        self.tail = TailState()
+        self.sync: TrustSync | None = None
+        # refused evidence by reason code, over the life of the layer (engines are rebuilt)
+        self.refused: dict[str, int] = {}
         # session.info keys marking this layer's engine changes in a transaction
         self._mutated_key = f"cntrust.trust.{id(self)}.mutated"
         self._committed_key = f"cntrust.trust.{id(self)}.committed"
         self._listening_key = f"cntrust.trust.{id(self)}.listening"
 
     @classmethod
-    def install(cls, service: Any, **options: Any) -> TrustLayer:
+    def install(
+        cls, service: Any, *, sync_interval_s: float | None = None, **options: Any
+    ) -> TrustLayer:
         """Build the layer, rebuild the engine from the database, and wire it into
         ``service``: the finished-task hook, the placement filter and ranker, and
-        ``service.trust`` (the routes find the layer there).
+        ``service.trust`` (the routes find the layer there). With ``sync_interval_s`` a
+        thread applies other replicas' evidence and quarantines that often (stopped by
+        ``service.close()``); without, :meth:`TrustSync.sync` runs only when called.
 
         Raises:
             RuntimeError: the service already has a trust layer (two engines would each
@@ -139,6 +151,9 @@ class TrustLayer:
         service.pipeline.filters.append(TrustFilter(layer))
         service.pipeline.rankers.append(TrustRanker(layer))
         service.trust = layer
+        layer.sync = TrustSync(layer)
+        if sync_interval_s is not None:
+            layer.sync.start(sync_interval_s)
         return layer
 
     # -- rebuilding ---------------------------------------------------------------------
@@ -159,6 +174,8 @@ class TrustLayer:
             for node in session.exec(select(Node).order_by(col(Node.registered_at), col(Node.id))):
                 _register(engine, node.id, node.operator, node.registered_at, node.labels)
                 registered.add(node.id)
+            # where tailing resumes: read before the rows, so nothing lands in between unseen
+            tail = tail_start(session, self.tail.generation + 1)
             horizon = now - self.config.replay_window_s
             rows = session.exec(
                 select(TrustEvidence)
@@ -185,6 +202,7 @@ class TrustLayer:
                     .order_by(col(TrustQuarantine.id))
                 )
             )
+            tail.quarantine_rows = {q.id: q.node_id for q in active if q.id is not None}
         reasons = {q.node_id: q.reason for q in active if q.node_id in registered}
         for node_id in engine.node_ids():
             engine.quarantine(node_id)
@@ -197,6 +215,7 @@ class TrustLayer:
         self._reasons = reasons
         self._views.clear()
         self._stale = False
+        self.tail = tail
         self.rebuilds += 1
         return RestoreSummary(len(registered), total, accepted, refused, tuple(sorted(reasons)))
 
@@ -262,14 +281,18 @@ class TrustLayer:
             self._fresh()
             self._ensure(session, ev.node_id)
             with session.no_autoflush:
-                stored = session.get(TrustEvidence, ev.evidence_id)
+                stored = session.exec(
+                    select(TrustEvidence.id).where(TrustEvidence.evidence_id == ev.evidence_id)
+                ).first()
             if stored is not None:
                 self.replayed_in_store += 1
+                self.count_refusal(trust.IntakeReason.REPLAYED)
                 return trust.IntakeResult(
                     False, trust.IntakeReason.REPLAYED, ev.evidence_id, ev.node_id
                 )
             result = self.engine.ingest(ev, authenticated=authenticated)
             if not result.accepted:
+                self.count_refusal(result.reason)
                 return result
             self._mutated(session)
             session.add(
@@ -285,6 +308,10 @@ class TrustLayer:
             if result.quarantine is not None:
                 self._quarantine(session, result.quarantine)
             return result
+
+    def count_refusal(self, reason: trust.IntakeReason | str) -> None:
+        code = str(reason)
+        self.refused[code] = self.refused.get(code, 0) + 1
 
     def record_eve_alert(
         self, session: Session, eve: dict[str, Any], *, node_id: str, sensor: str
@@ -432,6 +459,7 @@ class TrustLayer:
                 opinion.uncertainty,
                 exclusion,
                 exclusion is None and not trusted and learning,
+                trusted,
             )
             self._views[node.id] = view
             return view

@@ -241,6 +241,12 @@ class TrustEngine:
             decision = self._check_quarantine(i, ev, now)
         return IntakeResult(True, _ACCEPTED, eid, ev.node_id, decision)
 
+    def has_seen(self, evidence_id: str) -> bool:
+        """Whether an item with this id was accepted within the replay window (so ingesting
+        it again would be refused as a replay). Lets a caller that tails shared storage skip
+        what this engine already counted without bumping the refusal counters."""
+        return evidence_id in self._seen
+
     def _mark_seen(self, evidence_id: str, now: float) -> None:
         self._seen[evidence_id] = now
         self._seen_order.append((now, evidence_id))

@@ -6,6 +6,9 @@
   quarantine; ``explain=true`` adds the text explanation.
 - ``POST /v1/nodes/{id}/release`` (action ``node.release``, administrators): lift the trust
   quarantine and the cordon, then place waiting work.
+- ``GET /v1/trust/stats`` (action ``node.list``): this replica's evidence intake counts
+  (accepted and refused by reason), its sync with the other replicas, and what verification
+  by replication did (replicated, agreed, disagreed, refused replica results by reason).
 """
 
 from __future__ import annotations
@@ -65,3 +68,31 @@ async def release_node(node_id: str, request: Request, who: Caller) -> Any:
     body = _describe(service, layer, node_id, False)
     body["released"] = released
     return body
+
+
+@router.get("/v1/trust/stats")
+def trust_stats(request: Request, who: Caller) -> Any:
+    service = request.app.state.service
+    service.authorize(who, "node.list", Resource("node"))
+    layer = layer_of(service)
+    with layer.lock:
+        intake = dict(layer.engine.intake_counts())
+        refused = dict(layer.refused)
+    sync = layer.sync
+    replication = getattr(service, "replication", None)
+    return {
+        "engine_intake": intake,  # since the engine was last rebuilt
+        "refused": refused,  # since the layer started
+        "rebuilds": layer.rebuilds,
+        "sync": None
+        if sync is None
+        else {"passes": sync.passes, "applied": sync.applied, "skipped": sync.skipped},
+        "replication": None
+        if replication is None
+        else {
+            "min_share": replication.config.min_share,
+            "max_share": replication.config.max_share,
+            "max_replicas": replication.config.max_replicas,
+            "counts": dict(replication.counts),
+        },
+    }

@@ -4,7 +4,12 @@ Invariants:
 - A :class:`TrustEvidence` row exists for every evidence item the trust engine accepted, written
   in the same transaction as whatever produced it (a finished task, an alert), so the engine
   can be rebuilt from the table after a restart. ``evidence_id`` is the engine's replay key:
-  one row per id, never two.
+  one row per id, never two (a unique index, which also stops two scheduler replicas that
+  accepted the same item from both storing it).
+- ``id`` grows with every insert: scheduler replicas sharing the database tail the table by
+  ``id`` (:mod:`scheduler.trust_sync`) to apply each other's evidence. Ids are handed out at
+  insert and a transaction may commit after a later one, so a reader tracks the gaps it
+  skipped until they fill or time out.
 - A :class:`TrustQuarantine` row is written in the transaction that cordons the node on a
   trust decision; ``released_at`` is set when an administrator releases it. A node is in
   trust quarantine while it has a row with ``released_at`` unset.
@@ -23,7 +28,8 @@ import trust
 class TrustEvidence(SQLModel, table=True):
     __tablename__ = "trust_evidence"
 
-    evidence_id: str = Field(primary_key=True, max_length=200)
+    id: int | None = Field(default=None, primary_key=True)
+    evidence_id: str = Field(unique=True, max_length=200)
     node_id: str = Field(index=True, max_length=200)
     kind: str = Field(max_length=64)
     observed_at: float = Field(index=True)

@@ -196,7 +196,9 @@ def test_timed_out_task_is_timeout_evidence(api, service, layer):
     }
     assert api.post("/v1/agent/report", json=body, headers=node).status_code == 200
     with service.read() as session:
-        row = session.get(TrustEvidence, f"task:{task_id}:0")
+        row = session.exec(
+            select(TrustEvidence).where(TrustEvidence.evidence_id == f"task:{task_id}:0")
+        ).first()
     assert row is not None and row.kind == "trust.evidence.task_timeout"
 
 

@@ -121,3 +121,21 @@ def test_tenant_credibility(engine: TrustEngine) -> None:
     )
     assert engine.ingest(fb, authenticated=True).accepted
     assert _score(engine) == before
+
+
+def test_has_seen_names_only_accepted_ids_within_the_replay_window(
+    engine: TrustEngine, clock: FakeClock
+) -> None:
+    item = ev("n0", EvidenceKind.TASK_FAILED)
+    assert not engine.has_seen(item.evidence_id)
+    refused = ev("n0", EvidenceKind.TASK_FAILED)
+    assert not engine.ingest(refused, authenticated=False).accepted
+    assert not engine.has_seen(refused.evidence_id)  # refused: not remembered
+    assert engine.ingest(item, authenticated=True).accepted
+    assert engine.has_seen(item.evidence_id)
+    counts = dict(engine.intake_counts())
+    assert engine.has_seen(item.evidence_id)  # asking changes no counter
+    assert engine.intake_counts() == counts
+    clock.now += engine.config.replay_window_s + 1
+    engine.ingest(ev("n1", EvidenceKind.TASK_SUCCEEDED, at=clock.now), authenticated=True)
+    assert not engine.has_seen(item.evidence_id)  # forgotten once it would be stale

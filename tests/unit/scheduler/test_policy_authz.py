@@ -243,6 +243,8 @@ def shapes(principal: Principal, action: str) -> list[Resource]:
         return [Resource("task")]
     if action in ("task.claim", "task.report", "node.heartbeat", "node.register"):
         return [Resource("node", principal.name)]
+    if action == "identity.svid.renew":  # a node renews its own SVID
+        return [Resource("node", principal.name)]
     if action in ("node.read", "node.cordon"):
         return [Resource("node", "n1"), Resource("node", "n2")]
     if action == "node.list":

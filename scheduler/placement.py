@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,9 @@ class LoadRanker:
 class PlacementPipeline:
     filters: list[Filter] = field(default_factory=lambda: [RegionFilter(), FitFilter()])
     rankers: list[Ranker] = field(default_factory=lambda: [LoadRanker()])
+    # hook(session, task, node) after a task is placed, in the placing transaction: the
+    # layers copy what placement relied on into the task (e.g. provenance_fields.py)
+    placed_hooks: list[Any] = field(default_factory=list)
 
     def place(self, task: TaskRequest, nodes: Sequence[NodeView]) -> PlacementResult:
         exclusions: list[Exclusion] = []

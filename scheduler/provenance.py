@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -45,6 +44,7 @@ from audit_chain import (
     Checkpoint,
     CheckpointPublisher,
     LogStateError,
+    NodeResultSignature,
     NoteSigner,
     ResponseAction,
     TaskExecution,
@@ -55,10 +55,14 @@ from audit_chain import (
     open_checkpoint,
     sign_statement,
     statement_for,
+    usage_counters,
 )
 from scheduler.db import after_commit, before_commit
 from scheduler.errors import NotFound
 from scheduler.models import Task, TaskState
+from scheduler.node_results import signed_result_of
+from scheduler.provenance_actions import response_action
+from scheduler.provenance_fields import placement_fields
 from scheduler.provenance_store import STATE_ID, DbTileStore
 from scheduler.tables.provenance import ProvAnchor, ProvLogState, ProvTaskEntry, ProvTenantSalt
 
@@ -71,7 +75,12 @@ log = logging.getLogger(__name__)
 QUEUE_KEY = "cntrust.provenance.queue"
 LOG_KEY_FILE = Path("keys") / "log.skey"
 ANCHOR_STATE_FILE = "anchor-state.json"
-_OUTCOMES = {TaskState.SUCCEEDED: "succeeded", TaskState.FAILED: "failed"}
+_OUTCOMES = {
+    TaskState.SUCCEEDED: "succeeded",
+    TaskState.FAILED: "failed",
+    TaskState.CANCELLED: "cancelled",
+    TaskState.REJECTED: "rejected",
+}
 _LAYERS: weakref.WeakKeyDictionary[Service, ProvenanceLayer] = weakref.WeakKeyDictionary()
 
 
@@ -116,28 +125,9 @@ def command_digest(command: list[str]) -> str:
 
 def _usage_counters(usage: dict[str, Any]) -> tuple[tuple[str, int], ...]:
     """Scheduler usage (``wall_s``, ``cpu_s``, ``max_rss_kb``) as integer counters in the
-    predicate's names (``wallMs``, ``cpuMs``, ``maxRssBytes``); others camel-cased, rounded."""
-    out: dict[str, int] = {}
-    for key, value in usage.items():
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            continue
-        if value < 0:
-            continue
-        name, scale = key, 1
-        if key.endswith("_s"):
-            name, scale = key[:-2] + "_ms", 1000
-        elif key.endswith("_kb"):
-            name, scale = key[:-3] + "_bytes", 1024
-        head, *rest = name.split("_")
-        camel = head + "".join(p[:1].upper() + p[1:] for p in rest)
-        if not camel or not camel[0].isalpha() or not camel.isalnum() or len(camel) > 32:
-            continue
-        out[camel[0].lower() + camel[1:]] = round(value * scale)
-    return tuple(sorted(out.items())[:16])
+    predicate's names (``wallMs``, ``cpuMs``, ``maxRssBytes``): the counters the node signs
+    (:func:`audit_chain.usage_counters`)."""
+    return usage_counters(usage)
 
 
 def _trace_id(trace_parent: str | None) -> str | None:
@@ -225,14 +215,21 @@ class ProvenanceLayer:
         return cls(service, key, origin, **kwargs)
 
     # -- records ---------------------------------------------------------------
-    def task_record(self, task: Task, salt: bytes) -> bytes:
-        """The signed task-execution record (canonical DSSE bytes) of a finished task."""
+    def task_record(
+        self, task: Task, salt: bytes, node_result: NodeResultSignature | None = None
+    ) -> bytes:
+        """The signed task-execution record (canonical DSSE bytes) of a task in a final
+        state (succeeded, failed, cancelled, rejected), with what placement relied on
+        (:func:`scheduler.provenance_fields.placement_fields`) and the node's signature."""
         finished = task.finished_at if task.finished_at is not None else task.updated_at
         started = task.started_at if task.started_at is not None else task.submitted_at
+        node = None
+        if task.node_id is not None:
+            node = f"spiffe://{self.service.settings.trust_domain}/node/{task.node_id}"
         record = TaskExecution(
             task_id=task.id,
             tenant=commit(task.tenant, salt),
-            node_spiffe_id=f"spiffe://{self.service.settings.trust_domain}/node/{task.node_id}",
+            node_spiffe_id=node,
             command_digest=command_digest(list(task.command)),
             started_on=_utc(min(started, finished)),
             finished_on=_utc(finished),
@@ -241,17 +238,26 @@ class ProvenanceLayer:
             exit_code=task.exit_code,
             resource_usage=_usage_counters(dict(task.usage or {})),
             trace_id=_trace_id(task.trace_parent),
+            node_result=node_result,
+            **placement_fields(task),
         )
         return sign_statement(statement_for(record), self.log_key).canonical_bytes()
 
     def on_finished(self, session: Session, task: Task) -> None:
         """``finished_hooks`` hook: queue the task's record for this transaction."""
         salt = new_salt()
-        entry = self.task_record(task, salt)
+        entry = self.task_record(task, salt, signed_result_of(session, task))
         self._queue(session, _Queued(entry, task.id, task.tenant, salt))
 
-    def record_response_action(self, session: Session, action: ResponseAction) -> None:
-        """Queue a security response action's record in ``session``'s transaction."""
+    def record_response_action(
+        self, session: Session, action: ResponseAction | str, *args: Any, **kwargs: Any
+    ) -> None:
+        """Queue a security response action's record in ``session``'s transaction: a built
+        :class:`~audit_chain.ResponseAction`, or the arguments of
+        :func:`scheduler.provenance_actions.response_action` (``action, subject, reason,
+        actor, ...``). Raises ValueError for an unknown action or subject kind."""
+        if not isinstance(action, ResponseAction):
+            action = response_action(action, *args, at=self.service.clock(), **kwargs)
         entry = sign_statement(statement_for(action), self.log_key).canonical_bytes()
         self._queue(session, _Queued(entry))
 

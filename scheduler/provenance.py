@@ -37,10 +37,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from audit_chain import (
-    Anchor,
     Checkpoint,
     CheckpointPublisher,
     LogStateError,
@@ -62,6 +61,7 @@ from scheduler.errors import NotFound
 from scheduler.models import Task, TaskState
 from scheduler.node_results import signed_result_of
 from scheduler.provenance_actions import response_action
+from scheduler.provenance_bundles import bundle_basis
 from scheduler.provenance_fields import placement_fields
 from scheduler.provenance_store import STATE_ID, DbTileStore
 from scheduler.tables.provenance import ProvAnchor, ProvLogState, ProvTaskEntry, ProvTenantSalt
@@ -459,40 +459,18 @@ class ProvenanceLayer:
         return row.leaf_index
 
     def bundle_for(self, task_id: str) -> bytes:
-        """The task's proof bundle (canonical JSON): against the anchored checkpoint when an
-        anchor covers the entry, else against the latest checkpoint (published now if none
-        covers it yet). Raises NotFound when the task has no record."""
+        """The task's proof bundle (canonical JSON): against the nearest anchored checkpoint
+        when an anchor covers the entry (:mod:`scheduler.provenance_bundles`), else against
+        the latest checkpoint (published now if none covers it yet). Raises NotFound when
+        the task has no record."""
         leaf = self.leaf_index_of(task_id)
         deadline = time.monotonic() + 2.0
         while self.log.tree_size <= leaf and time.monotonic() < deadline:
             time.sleep(0.01)  # committed, about to be installed by the after-commit hook
         log_ = self.log
         with self.service.read() as session:
-            row = session.exec(
-                select(ProvAnchor)
-                .where(col(ProvAnchor.superseded).is_(False))
-                .where(col(ProvAnchor.tree_size) > leaf)
-                .where(col(ProvAnchor.tree_size) <= log_.tree_size)
-                .order_by(col(ProvAnchor.tree_size).desc())
-                .limit(1)
-            ).first()
-        anchor = None
-        note = None
-        if row is not None:
-            note = self.store.checkpoint_covering(leaf, at_most=row.tree_size)
-            if note is not None:
-                anchor = Anchor(
-                    chain_id=row.chain_id,
-                    contract=row.contract,
-                    tx_hash=row.tx_hash,
-                    block_number=row.block_number,
-                    tree_size=row.tree_size,
-                    root=bytes.fromhex(row.root[2:]),
-                    block_hash=row.block_hash,
-                    log_id=bytes.fromhex(row.log_id[2:]),
-                )
-        if note is None:
-            note = self.store.checkpoint_covering(leaf)
+            basis = bundle_basis(session, leaf, log_.tree_size)
+        note, anchor = basis.note, basis.anchor
         if note is None:
             note = self.publish_checkpoint()
         if note is None:

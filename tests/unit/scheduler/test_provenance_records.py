@@ -164,9 +164,7 @@ def test_a_second_different_key_is_refused_and_the_same_key_is_idempotent(api, s
     assert tenant.status_code == 403
 
 
-def test_a_node_without_a_key_reports_unsigned_and_the_record_has_no_signature(
-    api, service, layer
-):
+def test_a_node_without_a_key_reports_unsigned_and_the_record_has_no_signature(api, service, layer):
     node, task = _running(api, service)
     assert _report(api, node, _result(task, None)).status_code == 200
     data = _bundle(api, service, task["id"])

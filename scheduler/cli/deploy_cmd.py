@@ -25,13 +25,38 @@ def up(
             "bare reference scheduler, e.g. to measure their overhead.",
         ),
     ] = True,
+    chain_rpc: Annotated[
+        str | None,
+        typer.Option(
+            "--chain-rpc", help="Anchor on this EVM chain (JSON-RPC URL), not the embedded one."
+        ),
+    ] = None,
+    chain_key: Annotated[
+        Path | None,
+        typer.Option("--chain-key", help="Anchorer key file (hex secp256k1 key, mode 0600)."),
+    ] = None,
+    contract: Annotated[
+        str | None,
+        typer.Option("--contract", help="Anchor contract address (default: deploy one)."),
+    ] = None,
 ) -> None:
     """Start the scheduler API, N local node agents and every embedded default."""
     from scheduler.local import Deployment, default_nodes
 
+    if (chain_key is not None or contract is not None) and chain_rpc is None:
+        fail("--chain-key and --contract go with --chain-rpc")
+    if chain_rpc is not None and chain_key is None:
+        fail("--chain-rpc needs --chain-key FILE (the anchorer's key)")
+    if chain_rpc is not None and not layers:
+        fail("--chain-rpc anchors the provenance log: it needs the layers")
     settings = local_settings(data_dir)
     deployment = Deployment(
         settings, host=host, port=port, nodes=default_nodes(nodes), layers=layers
+    )
+    deployment.chain_rpc, deployment.chain_key, deployment.chain_contract = (
+        chain_rpc,
+        chain_key,
+        contract,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -46,6 +71,11 @@ def up(
     console.print(f"  data dir      {settings.data_dir.resolve()}")
     console.print(f"  admin token   {deployment.admin_token_path.resolve()} (mode 0600)")
     console.print(f"  node agents   {', '.join(deployment.agents) or 'none'}")
+    if deployment.provenance is not None:
+        chain = chain_rpc or "embedded (data dir)"
+        anchorer = getattr(deployment.provenance, "_anchorer", None)
+        where = f", contract {anchorer.contract_address}" if anchorer is not None else ""
+        console.print(f"  anchoring     {chain}{where}")
     console.print("Ctrl-C stops everything.")
     stop.wait()
     console.print("stopping...")

@@ -22,12 +22,14 @@ class UpProcess:
         nodes: int = 0,
         env: dict[str, str] | None = None,
         layers: bool = True,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.nodes = nodes
         self.layers = layers
+        self.extra_args = list(extra_args or [])
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -35,7 +37,7 @@ class UpProcess:
         cmd = [
             sys.executable, "-m", "scheduler.cli", "up", "--data-dir", str(self.data_dir),
             "--port", str(self.port), "--nodes", str(self.nodes),
-            "--layers" if self.layers else "--no-layers",
+            "--layers" if self.layers else "--no-layers", *self.extra_args,
         ]  # fmt: skip
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "up.log", "ab")  # noqa: SIM115

@@ -190,6 +190,10 @@ class Scenario:
             want <= names,
         )
 
+        from scheduler.demo_regulator import regulator_steps
+
+        regulator_steps(self, hello["id"])  # bundle, offline + chain, monitor, tampered copies
+
     def report(self) -> bool:
         table = Table("step", "expected", "observed", "", title="cntrust demo")
         for c in self.checks:

@@ -61,7 +61,7 @@ from scheduler.errors import NotFound
 from scheduler.models import Task, TaskState
 from scheduler.node_results import signed_result_of
 from scheduler.provenance_actions import response_action
-from scheduler.provenance_bundles import bundle_basis
+from scheduler.provenance_bundles import anchored_checkpoint, bundle_basis
 from scheduler.provenance_fields import placement_fields
 from scheduler.provenance_store import STATE_ID, DbTileStore
 from scheduler.tables.provenance import ProvAnchor, ProvLogState, ProvTaskEntry, ProvTenantSalt
@@ -471,6 +471,11 @@ class ProvenanceLayer:
         with self.service.read() as session:
             basis = bundle_basis(session, leaf, log_.tree_size)
         note, anchor = basis.note, basis.anchor
+        if anchor is not None and note is None:
+            note = anchored_checkpoint(log_, anchor, self.log_key)
+            anchor = anchor if note is not None else None
+        if note is None:
+            note = self.store.checkpoint_covering(leaf)
         if note is None:
             note = self.publish_checkpoint()
         if note is None:

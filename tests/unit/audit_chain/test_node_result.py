@@ -153,3 +153,18 @@ def test_v1_bundle_with_base64_payload_and_proof_lists_still_parses() -> None:
     v1 = json.dumps(obj).encode()
     assert verify_bundle(v1, vkey, require_anchor=False) is None
     assert parse_bundle(v1).entry == bundle.entry
+
+
+def test_cli_names_the_node_signature_step(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from scheduler.cli.audit_cmd import app
+
+    good = task_execution(3).node_result
+    assert good is not None
+    data, vkey = _bundle_of(_with(sig=bytes([good.sig[0] ^ 1]) + good.sig[1:]))
+    path = tmp_path / "bundle.json"
+    path.write_bytes(data)
+    result = CliRunner().invoke(app, ["verify", str(path), "--log-key", vkey, "--allow-unanchored"])
+    assert result.exit_code == 1
+    assert "FAILED at step node_signature" in result.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -33,6 +34,27 @@ from scheduler.settings import Settings
 from scheduler.telemetry import Telemetry
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ResponseAction:
+    """A security response the scheduler took or lifted, for the provenance log.
+
+    ``action`` is a stable dotted id (``response.quarantine``, ``response.release``,
+    ``response.revoke``, ``response.policy_change``); ``subject`` what it acted on
+    (a node id, an operator, a policy set); ``source`` what triggered it (``trust``,
+    ``incident``, ``attestation``, ``analyst``, ``admin``). ``detail`` holds ids and
+    digests only, never secrets or payloads.
+    """
+
+    action: str
+    subject: str
+    reason: str
+    actor: str
+    source: str
+    at: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
 
 ROLE_CLAIM = "cntrust_role"
 SERVICE_TOKEN_MAX = timedelta(minutes=15)
@@ -67,6 +89,9 @@ class Service:
         self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
         # called as hook(session, task) inside the transaction that records a finished task
         self.finished_hooks: list[Callable[[Session, Task], None]] = []
+        # called as hook(session, action) inside the transaction of a security response
+        # (quarantine, release, revocation, policy change); the provenance layer logs them
+        self.response_hooks: list[Callable[[Session, ResponseAction], None]] = []
         self.pipeline = pipeline or PlacementPipeline()
         self.telemetry = Telemetry(
             "cntrust-scheduler",
@@ -95,6 +120,12 @@ class Service:
 
     def read(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
+
+    def record_response(self, session: Session, action: ResponseAction) -> None:
+        """Hand a security response action to every response hook, in ``session``'s
+        transaction (so the action and its record commit together or not at all)."""
+        for hook in self.response_hooks:
+            hook(session, action)
 
     # -- tokens -------------------------------------------------------------
     def issue_token(self, role: str, subject: str, ttl: timedelta, **claims: Any) -> str:

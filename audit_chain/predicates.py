@@ -37,7 +37,7 @@ RESPONSE_ACTION_PREDICATE = "https://cntrust.dev/response-action/v1"
 TASK_OUTCOMES = frozenset({"succeeded", "failed", "cancelled", "rejected", "timed_out"})
 ATTESTATION_STATUSES = frozenset({"affirming", "warning", "contraindicated", "none"})
 RESPONSE_ACTIONS = frozenset({"quarantine", "release", "revocation", "policy_change"})
-TARGET_KINDS = frozenset({"node", "certificate", "policy"})
+TARGET_KINDS = frozenset({"node", "operator", "certificate", "policy"})
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")

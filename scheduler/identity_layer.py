@@ -295,7 +295,7 @@ class IdentityLayer:
                 f"node/{node_id}",
                 reason,
                 by,
-                reasons=("identity.node_revoked",),
+                source="identity",
             )
             session.flush()
             return _revocation_out(row, already=False)

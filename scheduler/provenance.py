@@ -60,7 +60,7 @@ from scheduler.db import after_commit, before_commit
 from scheduler.errors import NotFound
 from scheduler.models import Task, TaskState
 from scheduler.node_results import signed_result_of
-from scheduler.provenance_actions import response_action
+from scheduler.provenance_actions import record_of, response_action
 from scheduler.provenance_bundles import anchored_checkpoint, bundle_basis
 from scheduler.provenance_fields import placement_fields
 from scheduler.provenance_store import STATE_ID, DbTileStore
@@ -205,6 +205,7 @@ class ProvenanceLayer:
         self.anchor_worker: AnchorWorker | None = None
         self.chain: Any = None
         service.finished_hooks.append(self.on_finished)
+        service.response_hooks.append(self.on_response)
         _LAYERS[service] = self
 
     @classmethod
@@ -248,6 +249,11 @@ class ProvenanceLayer:
         salt = new_salt()
         entry = self.task_record(task, salt, signed_result_of(session, task))
         self._queue(session, _Queued(entry, task.id, task.tenant, salt))
+
+    def on_response(self, session: Session, action: Any) -> None:
+        """``Service.response_hooks`` hook: queue the record of a security response action
+        (a :class:`scheduler.service.ResponseAction`) in the action's transaction."""
+        self.record_response_action(session, record_of(action))
 
     def record_response_action(
         self, session: Session, action: ResponseAction | str, *args: Any, **kwargs: Any

@@ -1,10 +1,12 @@
 """Security response actions as provenance records: quarantine, release, revocation,
 policy change.
 
-:func:`record_response_action` is the hook the layers call in the transaction that takes
-the action (trust quarantine and release, node revocation, policy change); it queues a
-signed ``response-action/v1`` record in that same transaction, so the action and its record
-commit or roll back together. It does nothing when the service has no provenance layer.
+The layers report an action with ``Service.record_response(session, ResponseAction)`` (the
+service's one hook point, :class:`scheduler.service.ResponseAction`) in the transaction
+that takes it; :func:`record_response_action` is a shorthand that builds that action. The
+provenance layer's response hook turns it into a signed ``response-action/v1`` record
+(:func:`record_of`) queued in that same transaction, so the action and its record commit or
+roll back together. Without a provenance layer nothing is recorded.
 
 What enters the record: the action, the subject (``node/<id>``, ``certificate/<serial>``,
 ``policy/<version>``) and its SHA-256, stable dotted reason ids, evidence and policy
@@ -26,6 +28,8 @@ from audit_chain.predicates import RESPONSE_ACTIONS, TARGET_KINDS
 
 if TYPE_CHECKING:
     from sqlmodel import Session
+
+    from scheduler.service import ResponseAction as ServiceResponse
 
 _REASON_ID = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
 _PRINTABLE = re.compile(r"[\x20-\x7e]+")
@@ -92,6 +96,58 @@ def response_action(
     )
 
 
+_ACTIONS = {
+    "response.quarantine": "quarantine",
+    "response.release": "release",
+    "response.revoke": "revocation",
+    "response.revocation": "revocation",
+    "response.policy_change": "policy_change",
+}
+_DEFAULT_KIND = {"policy_change": "policy"}
+
+
+def record_of(action: ServiceResponse) -> ResponseAction:
+    """The provenance record of a :class:`scheduler.service.ResponseAction`.
+
+    ``action.action`` is ``response.quarantine|release|revoke|policy_change`` (or the bare
+    predicate name); ``subject`` is ``<kind>/<id>`` or a bare id (a node, or a policy set
+    for a policy change); ``source`` becomes the reason id ``response.source.<source>``;
+    ``detail`` keys ``evidence_ids``/``evidence_id``, ``policy_decision_ids``,
+    ``trust_per_mille`` and ``subject_digest`` map to the predicate's fields, other short
+    values become ids ``<key>:<value>`` in ``evidenceIds``.
+
+    Raises:
+        ValueError: unknown action or subject kind.
+    """
+    name = _ACTIONS.get(action.action, action.action)
+    subject = action.subject
+    kind, sep, _ = subject.partition("/")
+    if not sep or kind not in TARGET_KINDS:
+        subject = f"{_DEFAULT_KIND.get(name, 'node')}/{subject}"
+    detail = dict(action.detail)
+    evidence = list(detail.pop("evidence_ids", ()) or ())
+    if detail.get("evidence_id"):
+        evidence.insert(0, str(detail.pop("evidence_id")))
+    policy_ids = list(detail.pop("policy_decision_ids", ()) or ())
+    trust = detail.pop("trust_per_mille", None)
+    digest = detail.pop("subject_digest", None)
+    for key, value in sorted(detail.items()):
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            evidence.append(f"{key}:{value}")
+    return response_action(
+        name,
+        subject,
+        action.reason,
+        action.actor,
+        at=action.at,
+        reasons=(f"response.source.{action.source}",) if action.source else (),
+        evidence_ids=evidence,
+        policy_decision_ids=policy_ids,
+        trust_per_mille=trust if isinstance(trust, int) else None,
+        subject_digest=digest if isinstance(digest, str) else None,
+    )
+
+
 def record_response_action(
     service: Any,
     session: Session,
@@ -99,20 +155,29 @@ def record_response_action(
     subject: str,
     reason: str,
     actor: str,
-    **kwargs: Any,
+    *,
+    source: str = "scheduler",
+    **detail: Any,
 ) -> bool:
-    """Queue the action's record in ``session``'s transaction (the one taking the action).
-
-    Returns False, doing nothing, when ``service`` has no provenance layer; True when the
-    record is queued. Raises like :func:`response_action`.
-    """
+    """Report a response action through ``service.record_response`` in ``session``'s
+    transaction (the one taking the action). Returns whether a provenance layer records it
+    (False: nothing is recorded)."""
     from scheduler.provenance import layer_of
+    from scheduler.service import ResponseAction as Response
 
-    layer = layer_of(service)
-    if layer is None:
-        return False
-    layer.record_response_action(session, action, subject, reason, actor, **kwargs)
-    return True
+    service.record_response(
+        session,
+        Response(
+            action=action if action.startswith("response.") else f"response.{action}",
+            subject=subject,
+            reason=reason,
+            actor=actor,
+            source=source,
+            at=service.clock(),
+            detail=detail,
+        ),
+    )
+    return layer_of(service) is not None
 
 
 def service_actor(service: Any, name: str) -> str:

@@ -369,6 +369,7 @@ class TrustLayer:
             f"node/{node_id}",
             "trust.quarantine.score_below_threshold",
             service_actor(self.service, "trust"),
+            source="trust",
             evidence_ids=(decision.evidence_id,) if decision.evidence_id else (),
             trust_per_mille=round(decision.direct_score * 1000),
         )
@@ -402,7 +403,13 @@ class TrustLayer:
         if node.status == NodeStatus.CORDONED:
             store.set_node_status(session, node_id, NodeStatus.ONLINE, now)
         record_response_action(
-            self.service, session, "release", f"node/{node_id}", "trust.release.by_operator", by
+            self.service,
+            session,
+            "release",
+            f"node/{node_id}",
+            "trust.release.by_operator",
+            by,
+            source="admin",
         )
         with self.lock:
             self._fresh()

@@ -301,7 +301,7 @@ def test_revocation_is_a_record(api, service, layer):
     assert resp.status_code == 200, resp.text
     [action] = _actions(layer)
     assert action.action == "revocation" and action.target_id == "gone"
-    assert "identity.node_revoked" in action.reasons and action.detail is not None
+    assert "response.source.identity" in action.reasons and action.detail is not None
 
 
 def test_record_response_action_is_a_no_op_without_provenance(service):
@@ -343,3 +343,34 @@ def test_bad_response_action_arguments_are_refused():
         response_action("explode", "node/x", "r", "a", at=0)
     with pytest.raises(ValueError, match="subject"):
         response_action("quarantine", "planet/x", "r", "a", at=0)
+
+
+def test_service_record_response_is_recorded_by_the_layer(service, layer):
+    """Other layers report through Service.record_response (the service's hook point)."""
+    from scheduler.service import ResponseAction as Response
+
+    def op(session: Any) -> None:
+        service.record_response(
+            session,
+            Response(
+                action="response.revoke",
+                subject="operator/acme",
+                reason="operator key compromised",
+                actor="admin:carol",
+                source="incident",
+                at=service.clock(),
+                detail={"incident_id": "inc-7", "policy_decision_ids": ["d-1"]},
+            ),
+        )
+
+    service.write_sync(op)
+    [action] = _actions(layer)
+    assert (action.action, action.target_kind, action.target_id) == (
+        "revocation",
+        "operator",
+        "acme",
+    )
+    assert action.reasons == ("response.source.incident",)
+    assert action.evidence_ids == ("incident_id:inc-7",)
+    assert action.policy_decision_ids == ("d-1",)
+    assert action.detail is not None and "carol" not in action.actor  # commitments only

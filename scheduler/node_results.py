@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from scheduler.store import Report
 
 SESSION_KEY = "cntrust.node_results"
+KEYS_KEY = "cntrust.node_result_keys"
 _MAX_MS = 2**53
 
 
@@ -104,7 +105,10 @@ def check_report(session: Session, node_id: str, task: Task, report: Report) -> 
         NodeSignatureInvalid: reason ``missing`` (no signature), ``incomplete`` (no start or
             end time), ``bad_encoding``, ``bad_signature`` or ``bad_key``.
     """
-    row = session.get(NodeResultKey, node_id)
+    keys: dict[str, NodeResultKey | None] = session.info.setdefault(KEYS_KEY, {})
+    if node_id not in keys:  # one lookup per node and transaction (a batch of reports)
+        keys[node_id] = session.get(NodeResultKey, node_id)
+    row = keys[node_id]
     if row is None:
         return
     signature = report.node_signature

@@ -58,6 +58,7 @@ from audit_chain.errors import (
     MalformedNoteError,
     MalformedStatementError,
     MonitorError,
+    NodeResultVerificationError,
     NoteVerificationError,
     ProofError,
     RollbackError,
@@ -80,6 +81,12 @@ from audit_chain.merkle import (
     verify_inclusion,
 )
 from audit_chain.monitor import EntryTail, LogMonitor, MonitorState, verify_checkpoint_update
+from audit_chain.node_result import (
+    node_key_id,
+    node_result_message,
+    usage_counters,
+    verify_node_result,
+)
 from audit_chain.note import NoteSigner, NoteVerifier, open_note, sign_note
 from audit_chain.predicates import (
     RESPONSE_ACTION_PREDICATE,
@@ -139,6 +146,7 @@ __all__ = [
     "MonitorError",
     "MonitorState",
     "NodeResultSignature",
+    "NodeResultVerificationError",
     "NoteSigner",
     "NoteVerificationError",
     "NoteVerifier",
@@ -168,6 +176,8 @@ __all__ = [
     "monitor_poll",
     "new_salt",
     "node_hash",
+    "node_key_id",
+    "node_result_message",
     "open_checkpoint",
     "open_note",
     "open_statement",
@@ -183,10 +193,12 @@ __all__ = [
     "sign_statement",
     "statement_for",
     "tile_path",
+    "usage_counters",
     "verify_bundle",
     "verify_checkpoint_update",
     "verify_commitment",
     "verify_consistency",
     "verify_envelope",
     "verify_inclusion",
+    "verify_node_result",
 ]

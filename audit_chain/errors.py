@@ -23,6 +23,7 @@ Tree::
     │   │   └── ForgedSignatureError      a trusted key's signature does not verify
     │   ├── EnvelopeVerificationError     DSSE signature missing or invalid
     │   ├── CommitmentMismatchError       a salted commitment does not open to the value
+    │   ├── NodeResultVerificationError   the node's own signature over its result fails
     │   ├── BundleVerificationError       ``step`` names the failing step of verify_bundle
     │   └── MonitorError
     │       ├── SplitViewError            two checkpoints that cannot both be true
@@ -166,6 +167,14 @@ class CommitmentMismatchError(VerificationError):
         super().__init__(message, reason="commitment_mismatch")
         self.expected = expected
         self.calculated = calculated
+
+
+class NodeResultVerificationError(VerificationError):
+    """The node's signature over its result is missing, from another key, or invalid."""
+
+    def __init__(self, message: str, *, reason: str, key_id: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.key_id = key_id
 
 
 class BundleVerificationError(VerificationError):

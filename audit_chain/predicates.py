@@ -34,14 +34,15 @@ __all__ = [
 
 TASK_EXECUTION_PREDICATE = "https://cntrust.dev/task-execution/v1"
 RESPONSE_ACTION_PREDICATE = "https://cntrust.dev/response-action/v1"
-TASK_OUTCOMES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+TASK_OUTCOMES = frozenset({"succeeded", "failed", "cancelled", "rejected", "timed_out"})
 ATTESTATION_STATUSES = frozenset({"affirming", "warning", "contraindicated", "none"})
 RESPONSE_ACTIONS = frozenset({"quarantine", "release", "revocation", "policy_change"})
-TARGET_KINDS = frozenset({"node", "certificate", "policy"})
+TARGET_KINDS = frozenset({"node", "operator", "certificate", "policy"})
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 _TRACE = re.compile(r"[0-9a-f]{32}")
+_KEYID = re.compile(r"[0-9a-f]{32}")
 _USAGE_KEY = re.compile(r"[a-z][a-zA-Z0-9]{0,31}")
 _ID_MAX = 256
 _LIST_MAX = 32
@@ -122,32 +123,60 @@ def _members(obj: Mapping[str, Any], required: set[str], optional: set[str], wha
 
 @dataclass(frozen=True)
 class NodeResultSignature:
-    """The node's Ed25519 signature over its result message (digest of that message)."""
+    """The node's Ed25519 signature over its result (see :mod:`audit_chain.node_result`):
+    the raw public key and its id, the signature, and the signed fields the record does not
+    carry elsewhere (the attempt, the node's own start and end in Unix milliseconds)."""
 
-    digest: str
     keyid: str
+    public_key: bytes
     sig: bytes
+    attempt: int = 0
+    started_ms: int = 0
+    finished_ms: int = 0
 
     def __post_init__(self) -> None:
-        _digest(self.digest, "nodeResult.digest")
-        _text(self.keyid, "nodeResult.keyid")
-        if not 1 <= len(self.sig) <= 512:
-            raise _fail("nodeResult.sig must be 1 to 512 bytes")
+        if not isinstance(self.keyid, str) or not _KEYID.fullmatch(self.keyid):
+            raise _fail("nodeResult.keyid must be 32 lowercase hex digits")
+        if len(self.public_key) != 32:
+            raise _fail("nodeResult.publicKey must be a 32-byte Ed25519 key")
+        if len(self.sig) != 64:
+            raise _fail("nodeResult.sig must be a 64-byte Ed25519 signature")
+        _int(self.attempt, "nodeResult.attempt", 0, 2**31 - 1)
+        _int(self.started_ms, "nodeResult.startedMs", 0, 2**53)
+        _int(self.finished_ms, "nodeResult.finishedMs", 0, 2**53)
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, Any]:
         return {
-            "digest": self.digest,
+            "attempt": self.attempt,
+            "finishedMs": self.finished_ms,
             "keyid": self.keyid,
+            "publicKey": base64.b64encode(self.public_key).decode(),
             "sig": base64.b64encode(self.sig).decode(),
+            "startedMs": self.started_ms,
         }
 
     @classmethod
     def from_json(cls, obj: object) -> NodeResultSignature:
         if not isinstance(obj, dict):
             raise _fail("nodeResult must be an object")
-        _members(obj, {"digest", "keyid", "sig"}, set(), "nodeResult")
+        _members(
+            obj,
+            {"attempt", "finishedMs", "keyid", "publicKey", "sig", "startedMs"},
+            set(),
+            "nodeResult",
+        )
+        key = b64decode_strict(
+            obj["publicKey"], "nodeResult.publicKey", MalformedStatementError, "bad_field"
+        )
         sig = b64decode_strict(obj["sig"], "nodeResult.sig", MalformedStatementError, "bad_field")
-        return cls(obj["digest"], obj["keyid"], sig)
+        return cls(
+            keyid=obj["keyid"],
+            public_key=key,
+            sig=sig,
+            attempt=obj["attempt"],
+            started_ms=obj["startedMs"],
+            finished_ms=obj["finishedMs"],
+        )
 
 
 @dataclass(frozen=True)
@@ -158,7 +187,7 @@ class TaskExecution:
 
     task_id: str
     tenant: str
-    node_spiffe_id: str
+    node_spiffe_id: str | None
     command_digest: str
     started_on: datetime
     finished_on: datetime
@@ -170,6 +199,8 @@ class TaskExecution:
     attestation_status: str | None = None
     trust_score_permille: int | None = None
     policy_decision_ids: tuple[str, ...] = ()
+    trust_uncertainty_permille: int | None = None
+    policy_version: str | None = None
     resource_usage: tuple[tuple[str, int], ...] = ()
     trace_id: str | None = None
     node_result: NodeResultSignature | None = None
@@ -178,9 +209,12 @@ class TaskExecution:
     def __post_init__(self) -> None:
         _text(self.task_id, "taskId", 128)
         _commitment(self.tenant, "tenant")
-        if not self.node_spiffe_id.startswith("spiffe://"):
-            raise _fail("nodeSpiffeId must be a spiffe:// URI")
-        _text(self.node_spiffe_id, "nodeSpiffeId", 2048)
+        if self.node_spiffe_id is not None:  # None: never placed (rejected, cancelled early)
+            if not isinstance(self.node_spiffe_id, str) or not self.node_spiffe_id.startswith(
+                "spiffe://"
+            ):
+                raise _fail("nodeSpiffeId must be a spiffe:// URI")
+            _text(self.node_spiffe_id, "nodeSpiffeId", 2048)
         _digest(self.command_digest, "commandDigest")
         for key, value in (
             ("inputDigest", self.input_digest),
@@ -201,6 +235,10 @@ class TaskExecution:
             _choice(self.attestation_status, "attestation.status", ATTESTATION_STATUSES)
         if self.trust_score_permille is not None:
             _int(self.trust_score_permille, "placement.trustScorePermille", 0, 1000)
+        if self.trust_uncertainty_permille is not None:
+            _int(self.trust_uncertainty_permille, "placement.trustUncertaintyPermille", 0, 1000)
+        if self.policy_version is not None:
+            _text(self.policy_version, "placement.policyVersion", 80)
         _ids(self.policy_decision_ids, "placement.policyDecisionIds")
         if len(self.resource_usage) > 16:
             raise _fail("at most 16 resourceUsage counters")
@@ -225,7 +263,6 @@ class TaskExecution:
         out: dict[str, Any] = {
             "taskId": self.task_id,
             "tenant": self.tenant,
-            "nodeSpiffeId": self.node_spiffe_id,
             "commandDigest": self.command_digest,
             "startedOn": format_time(self.started_on),
             "finishedOn": format_time(self.finished_on),
@@ -238,10 +275,15 @@ class TaskExecution:
             "exitCode": self.exit_code,
             "traceId": self.trace_id,
             "freeText": self.free_text,
+            "nodeSpiffeId": self.node_spiffe_id,
         }
         out.update({k: v for k, v in optional.items() if v is not None})
-        if self.trust_score_permille is not None:
-            out["placement"]["trustScorePermille"] = self.trust_score_permille
+        placement = {
+            "trustScorePermille": self.trust_score_permille,
+            "trustUncertaintyPermille": self.trust_uncertainty_permille,
+            "policyVersion": self.policy_version,
+        }
+        out["placement"].update({k: v for k, v in placement.items() if v is not None})
         attestation = {"resultId": self.attestation_result_id, "status": self.attestation_status}
         attestation = {k: v for k, v in attestation.items() if v is not None}
         if attestation:
@@ -257,16 +299,21 @@ class TaskExecution:
         """Strictly parse a task-execution predicate. Raises MalformedStatementError."""
         _members(
             obj,
-            {"taskId", "tenant", "nodeSpiffeId", "commandDigest", "startedOn", "finishedOn",
-             "outcome", "placement"},
-            {"inputDigest", "outputDigest", "exitCode", "traceId", "freeText", "attestation",
-             "resourceUsage", "nodeResult"},
+            {"taskId", "tenant", "commandDigest", "startedOn", "finishedOn", "outcome",
+             "placement"},
+            {"nodeSpiffeId", "inputDigest", "outputDigest", "exitCode", "traceId", "freeText",
+             "attestation", "resourceUsage", "nodeResult"},
             "task-execution predicate",
         )  # fmt: skip
         placement = obj["placement"]
         if not isinstance(placement, dict):
             raise _fail("placement must be an object")
-        _members(placement, {"policyDecisionIds"}, {"trustScorePermille"}, "placement")
+        _members(
+            placement,
+            {"policyDecisionIds"},
+            {"trustScorePermille", "trustUncertaintyPermille", "policyVersion"},
+            "placement",
+        )
         attestation = obj.get("attestation", {})
         if not isinstance(attestation, dict) or (not attestation and "attestation" in obj):
             raise _fail("attestation must be a non-empty object")
@@ -275,13 +322,15 @@ class TaskExecution:
         if not isinstance(usage, dict) or (not usage and "resourceUsage" in obj):
             raise _fail("resourceUsage must be a non-empty object")
         node_result = obj.get("nodeResult")
-        for key in ("taskId", "tenant", "nodeSpiffeId", "outcome"):
+        for key in ("taskId", "tenant", "outcome"):
             if not isinstance(obj[key], str):
                 raise _fail(f"{key} must be a string")
+        if "nodeSpiffeId" in obj and not isinstance(obj["nodeSpiffeId"], str):
+            raise _fail("nodeSpiffeId must be a string")
         return cls(
             task_id=obj["taskId"],
             tenant=obj["tenant"],
-            node_spiffe_id=obj["nodeSpiffeId"],
+            node_spiffe_id=obj.get("nodeSpiffeId"),
             command_digest=obj["commandDigest"],
             started_on=_parse_time(obj["startedOn"], "startedOn"),
             finished_on=_parse_time(obj["finishedOn"], "finishedOn"),
@@ -293,6 +342,8 @@ class TaskExecution:
             attestation_status=attestation.get("status"),
             trust_score_permille=placement.get("trustScorePermille"),
             policy_decision_ids=_ids(placement["policyDecisionIds"], "policyDecisionIds"),
+            trust_uncertainty_permille=placement.get("trustUncertaintyPermille"),
+            policy_version=placement.get("policyVersion"),
             resource_usage=tuple(sorted(usage.items())),
             trace_id=obj.get("traceId"),
             node_result=None if node_result is None else NodeResultSignature.from_json(node_result),

@@ -14,10 +14,12 @@ underlying error as ``__cause__``:
 4. ``checkpoint``        the checkpoint note is signed by the log key, origin matches
 5. ``record_signature``  the DSSE record is signed by the statement key
 6. ``statement``         the payload is a canonical in-toto statement, known predicate
-7. ``inclusion``         the record's leaf hash is in the checkpoint's tree
-8. ``anchor``            an anchor is present (unless not required) and covers the tree
-9. ``consistency``       the checkpoint's tree is a prefix of the anchored tree
-10. ``chain``            ``check_anchor(anchor)`` (only when given)
+7. ``node_signature``    a task record's ``nodeResult``: the node's Ed25519 signature over
+                         its result verifies (required with ``require_node_signature``)
+8. ``inclusion``         the record's leaf hash is in the checkpoint's tree
+9. ``anchor``            an anchor is present (unless not required) and covers the tree
+10. ``consistency``      the checkpoint's tree is a prefix of the anchored tree
+11. ``chain``            ``check_anchor(anchor)`` (only when given)
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from audit_chain.errors import (
     MalformedStatementError,
 )
 from audit_chain.merkle import leaf_hash, verify_consistency, verify_inclusion
+from audit_chain.node_result import verify_node_result
 from audit_chain.note import NoteVerifier
+from audit_chain.predicates import TaskExecution
 from audit_chain.statement import parse_statement
 
 __all__ = ["STEPS", "verify_bundle"]
@@ -46,6 +50,7 @@ STEPS = (
     "checkpoint",
     "record_signature",
     "statement",
+    "node_signature",
     "inclusion",
     "anchor",
     "consistency",
@@ -68,6 +73,7 @@ def verify_bundle(
     *,
     check_anchor: AnchorCheck | None = None,
     require_anchor: bool = True,
+    require_node_signature: bool = False,
     origin: str | None = None,
     max_bytes: int = MAX_BUNDLE_BYTES,
 ) -> None:
@@ -76,7 +82,9 @@ def verify_bundle(
     ``log_vkey`` is the log's signed-note verifier key; ``statement_vkey`` the key that
     signs records (default: the log key). ``origin`` is the expected checkpoint origin
     (default: the log key's name). ``require_anchor=False`` accepts a bundle without an
-    anchor (an entry not yet anchored); a present anchor is always checked.
+    anchor (an entry not yet anchored); a present anchor is always checked. A task record's
+    node signature is always checked when present; ``require_node_signature=True`` also
+    refuses a task record without one.
 
     Raises:
         BundleVerificationError: ``step`` is the first step that failed (see module doc).
@@ -115,10 +123,16 @@ def verify_bundle(
             raise MalformedStatementError(
                 f"payloadType is not {INTOTO_PAYLOAD_TYPE}", reason="bad_payload_type"
             )
-        parse_statement(envelope.payload)
+        statement = parse_statement(envelope.payload)
     except AuditChainError as exc:
         raise _fail("statement", exc) from exc
-    # 7. inclusion of the record in the checkpoint's tree
+    # 7. the node's own signature over its result
+    if isinstance(statement.predicate, TaskExecution):
+        try:
+            verify_node_result(statement.predicate, require=require_node_signature)
+        except AuditChainError as exc:
+            raise _fail("node_signature", exc) from exc
+    # 8. inclusion of the record in the checkpoint's tree
     try:
         verify_inclusion(
             bundle.leaf_index,
@@ -129,7 +143,7 @@ def verify_bundle(
         )
     except AuditChainError as exc:
         raise _fail("inclusion", exc) from exc
-    # 8. anchor present and covering the checkpoint
+    # 9. anchor present and covering the checkpoint
     anchor = bundle.anchor
     if anchor is None:
         if require_anchor:
@@ -142,7 +156,7 @@ def verify_bundle(
             f"({checkpoint.tree_size})",
             reason="anchor_too_small",
         )
-    # 9. consistency from the checkpoint to the anchored tree
+    # 10. consistency from the checkpoint to the anchored tree
     try:
         verify_consistency(
             checkpoint.tree_size,
@@ -153,7 +167,7 @@ def verify_bundle(
         )
     except AuditChainError as exc:
         raise _fail("consistency", exc) from exc
-    # 10. the anchor on chain (only with a chain client)
+    # 11. the anchor on chain (only with a chain client)
     if check_anchor is not None:
         try:
             check_anchor(anchor)

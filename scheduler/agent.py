@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from scheduler.agent_identity import AgentIdentity, RotatingTransport, renewal_loop
+from scheduler.agent_signing import KeyFileError, ResultSigner
 from scheduler.runner import RunResult, TaskSpec, run_task
 from scheduler.telemetry import Telemetry
 
@@ -72,6 +73,8 @@ class Agent:
         if config.mtls:
             self.identity = AgentIdentity.load(config.data_dir)
             self.node_id = self.identity.node_id
+        self.signer: ResultSigner | None = None  # signs results (scheduler/agent_signing.py)
+        self.attempts: dict[str, int] = {}
 
     # -- state -------------------------------------------------------------
     def _load_state(self) -> None:
@@ -169,6 +172,7 @@ class Agent:
         await self._slots.acquire()
         self._free -= 1
         self.running.add(item["id"])
+        self.attempts[item["id"]] = int(item.get("attempt", 0))
         task = asyncio.create_task(self._execute(item))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -223,6 +227,7 @@ class Agent:
                         "error": r.error,
                         "started_at": r.started_at,
                         "finished_at": r.finished_at,
+                        "node_signature": self._sign(r),
                     }
                     for r in pending
                 ],
@@ -241,11 +246,25 @@ class Agent:
                 continue
             for r in pending:
                 self.running.discard(r.task_id)
+                self.attempts.pop(r.task_id, None)
                 self.completed += 1
             pending = []
             if resp.status_code == 200:
                 for item in resp.json().get("tasks", []):
                     await self._start(item)
+
+    def _sign(self, r: RunResult) -> str | None:
+        if self.signer is None:
+            return None
+        return self.signer.sign(
+            task_id=r.task_id,
+            attempt=self.attempts.get(r.task_id, 0),
+            exit_code=max(-255, min(255, r.exit_code)),
+            output_digest=r.output_digest,
+            usage=r.usage,
+            started_at=r.started_at,
+            finished_at=r.finished_at,
+        )
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -266,6 +285,11 @@ class Agent:
             transport=transport,
         ) as client:
             await self.register(client)
+            try:
+                self.signer = ResultSigner.load_or_create(self.config.data_dir)
+                await self.signer.register(client, self._auth())
+            except KeyFileError as exc:
+                raise AgentError(str(exc)) from exc
             log.info("node %s registered with %s", self.node_id, self.config.server)
             loops = [
                 asyncio.create_task(self._heartbeat_loop(client)),

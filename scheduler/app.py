@@ -20,6 +20,7 @@ from scheduler import store
 from scheduler.authz import Principal, Resource
 from scheduler.errors import Conflict, Forbidden, NotFound, SchedulerError, Unauthorized
 from scheduler.models import Node, Task, TaskEvent, TaskState, Tenant
+from scheduler.node_results import NodeSignatureInvalid
 from scheduler.problems import BodyLimit, install
 from scheduler.schemas import (
     NAME_PATTERN,
@@ -284,7 +285,9 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
         with service.read() as session:
             load_task(session, task_id, who, "task.cancel")
         now = service.clock()
-        task = await service.write(lambda s: store.cancel_task(s, task_id, now, who.label))
+        task = await service.write(
+            lambda s: store.cancel_task(s, task_id, now, who.label, service.finished_hooks)
+        )
         return TaskOut.of(task)
 
     # -- nodes ---------------------------------------------------------------------
@@ -345,6 +348,7 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
                 gpu=t.gpu,
                 timeout_s=t.timeout_s,
                 trace_parent=t.trace_parent,
+                attempt=t.attempt,
             )
             for t in tasks
         ]
@@ -389,6 +393,7 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
                 error=item.error,
                 started_at=item.started_at,
                 finished_at=item.finished_at,
+                node_signature=item.node_signature,
             )
             for item in body.results
         ]
@@ -429,6 +434,8 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
             p = outcomes[0].problem
             if p["status"] == 409:
                 raise Conflict(p["detail"])
+            if p["type"] == NodeSignatureInvalid.type_slug:
+                raise NodeSignatureInvalid(p["detail"])
             raise NotFound(p["detail"])
         return json_list_response(outcomes)
 

@@ -193,6 +193,9 @@ class Scenario:
         from scheduler.demo_identity import identity_steps
 
         identity_steps(self)
+        from scheduler.demo_regulator import regulator_steps
+
+        regulator_steps(self, hello["id"])  # bundle, offline + chain, monitor, tampered copies
 
     def report(self) -> bool:
         table = Table("step", "expected", "observed", "", title="cntrust demo")

@@ -56,6 +56,7 @@ from scheduler.db import after_commit
 from scheduler.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from scheduler.identity_revocations import RevocationCache, RevocationSnapshot
 from scheduler.models import Node
+from scheduler.provenance_actions import record_response_action
 from scheduler.tables.identity import (
     IdentityCertificate,
     IdentityJoinToken,
@@ -303,6 +304,15 @@ class IdentityLayer:
                 spiffe_ids=[c.spiffe_id for c in certs],
             )
             after_commit(session, lambda: cache.add(revoked))
+            record_response_action(
+                self.service,
+                session,
+                "revocation",
+                f"node/{node_id}",
+                reason,
+                by,
+                source="identity",
+            )
             session.flush()
             return _revocation_out(row, already=False)
 

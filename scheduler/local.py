@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -83,6 +83,10 @@ class Deployment:
     service: Service | None = None
     provenance: ProvenanceLayer | None = None
     anchoring: bool = True
+    # anchor on an external EVM chain instead of the embedded one (scheduler/chain_external.py)
+    chain_rpc: str | None = None
+    chain_key: Path | None = None
+    chain_contract: str | None = None
     # False: the bare reference scheduler (built-in role rules, no identity, trust or
     # provenance layer) — the "layers off" side of the overhead benchmarks
     layers: bool = True
@@ -110,7 +114,21 @@ class Deployment:
 
             # every finished task's record enters the log in the transaction that finishes
             # it; checkpoints are anchored on the embedded chain in the data dir
-            self.provenance = ProvenanceLayer.for_service(self.service, anchoring=self.anchoring)
+            prov_options: dict[str, Any] = {"anchoring": self.anchoring}
+            if self.chain_rpc is not None:
+                from scheduler.chain_external import ChainConfigError, external_anchorer
+
+                if self.chain_key is None:
+                    raise RuntimeError("--chain-rpc needs --chain-key")
+                chain_dir = self.settings.data_dir / "chain-rpc"
+                try:
+                    prov_options["anchorer"] = external_anchorer(
+                        self.chain_rpc, self.chain_key, self.chain_contract, chain_dir
+                    )
+                except ChainConfigError as exc:
+                    raise RuntimeError(str(exc)) from exc
+                prov_options.update(anchoring=True, chain_dir=chain_dir)
+            self.provenance = ProvenanceLayer.for_service(self.service, **prov_options)
             self.provenance.start()
         else:
             from scheduler.authz import BuiltinAuthorizer

@@ -135,8 +135,9 @@ class LoadRanker:
 class PlacementPipeline:
     filters: list[Filter] = field(default_factory=lambda: [RegionFilter(), FitFilter()])
     rankers: list[Ranker] = field(default_factory=lambda: [LoadRanker()])
-    # called as hook(session, task, node_id) in the transaction that placed the task
-    placed_hooks: list[Callable[[Any, Any, str], None]] = field(default_factory=list)
+    # hook(session, task, node) after a task is placed, in the placing transaction: the
+    # layers copy what placement relied on into the task (e.g. provenance_fields.py)
+    placed_hooks: list[Callable[[Any, Any, Any], None]] = field(default_factory=list)
 
     def place(self, task: TaskRequest, nodes: Sequence[NodeView]) -> PlacementResult:
         exclusions: list[Exclusion] = []

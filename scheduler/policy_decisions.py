@@ -40,7 +40,7 @@ from policies import (
 )
 from scheduler.db import after_commit
 from scheduler.errors import NotFound
-from scheduler.models import Task
+from scheduler.models import Node, Task
 from scheduler.tables.policy_decisions import PlacementDecision, PolicyVersionText
 
 if TYPE_CHECKING:
@@ -73,7 +73,8 @@ class PlacementRecorder:
         self.recorded = 0
         self._stored: set[str] = set()  # versions whose text is committed
 
-    def __call__(self, session: Session, task: Task, node_id: str) -> None:
+    def __call__(self, session: Session, task: Task, node: Node) -> None:
+        node_id = node.id
         now = self.clock()
         inputs = self.policy_filter.inputs(task.id, node_id)
         engine = self.policy_filter.engine_for(task.id) or self.store.compiled_engine

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -38,13 +37,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from audit_chain import (
-    Anchor,
     Checkpoint,
     CheckpointPublisher,
     LogStateError,
+    NodeResultSignature,
     NoteSigner,
     ResponseAction,
     TaskExecution,
@@ -55,10 +54,15 @@ from audit_chain import (
     open_checkpoint,
     sign_statement,
     statement_for,
+    usage_counters,
 )
 from scheduler.db import after_commit, before_commit
 from scheduler.errors import NotFound
 from scheduler.models import Task, TaskState
+from scheduler.node_results import signed_result_of
+from scheduler.provenance_actions import record_of, response_action
+from scheduler.provenance_bundles import anchored_checkpoint, bundle_basis
+from scheduler.provenance_fields import placement_fields
 from scheduler.provenance_store import STATE_ID, DbTileStore
 from scheduler.tables.provenance import ProvAnchor, ProvLogState, ProvTaskEntry, ProvTenantSalt
 
@@ -71,7 +75,12 @@ log = logging.getLogger(__name__)
 QUEUE_KEY = "cntrust.provenance.queue"
 LOG_KEY_FILE = Path("keys") / "log.skey"
 ANCHOR_STATE_FILE = "anchor-state.json"
-_OUTCOMES = {TaskState.SUCCEEDED: "succeeded", TaskState.FAILED: "failed"}
+_OUTCOMES = {
+    TaskState.SUCCEEDED: "succeeded",
+    TaskState.FAILED: "failed",
+    TaskState.CANCELLED: "cancelled",
+    TaskState.REJECTED: "rejected",
+}
 _LAYERS: weakref.WeakKeyDictionary[Service, ProvenanceLayer] = weakref.WeakKeyDictionary()
 
 
@@ -116,28 +125,9 @@ def command_digest(command: list[str]) -> str:
 
 def _usage_counters(usage: dict[str, Any]) -> tuple[tuple[str, int], ...]:
     """Scheduler usage (``wall_s``, ``cpu_s``, ``max_rss_kb``) as integer counters in the
-    predicate's names (``wallMs``, ``cpuMs``, ``maxRssBytes``); others camel-cased, rounded."""
-    out: dict[str, int] = {}
-    for key, value in usage.items():
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            continue
-        if value < 0:
-            continue
-        name, scale = key, 1
-        if key.endswith("_s"):
-            name, scale = key[:-2] + "_ms", 1000
-        elif key.endswith("_kb"):
-            name, scale = key[:-3] + "_bytes", 1024
-        head, *rest = name.split("_")
-        camel = head + "".join(p[:1].upper() + p[1:] for p in rest)
-        if not camel or not camel[0].isalpha() or not camel.isalnum() or len(camel) > 32:
-            continue
-        out[camel[0].lower() + camel[1:]] = round(value * scale)
-    return tuple(sorted(out.items())[:16])
+    predicate's names (``wallMs``, ``cpuMs``, ``maxRssBytes``): the counters the node signs
+    (:func:`audit_chain.usage_counters`)."""
+    return usage_counters(usage)
 
 
 def _trace_id(trace_parent: str | None) -> str | None:
@@ -215,6 +205,7 @@ class ProvenanceLayer:
         self.anchor_worker: AnchorWorker | None = None
         self.chain: Any = None
         service.finished_hooks.append(self.on_finished)
+        service.response_hooks.append(self.on_response)
         _LAYERS[service] = self
 
     @classmethod
@@ -225,14 +216,21 @@ class ProvenanceLayer:
         return cls(service, key, origin, **kwargs)
 
     # -- records ---------------------------------------------------------------
-    def task_record(self, task: Task, salt: bytes) -> bytes:
-        """The signed task-execution record (canonical DSSE bytes) of a finished task."""
+    def task_record(
+        self, task: Task, salt: bytes, node_result: NodeResultSignature | None = None
+    ) -> bytes:
+        """The signed task-execution record (canonical DSSE bytes) of a task in a final
+        state (succeeded, failed, cancelled, rejected), with what placement relied on
+        (:func:`scheduler.provenance_fields.placement_fields`) and the node's signature."""
         finished = task.finished_at if task.finished_at is not None else task.updated_at
         started = task.started_at if task.started_at is not None else task.submitted_at
+        node = None
+        if task.node_id is not None:
+            node = f"spiffe://{self.service.settings.trust_domain}/node/{task.node_id}"
         record = TaskExecution(
             task_id=task.id,
             tenant=commit(task.tenant, salt),
-            node_spiffe_id=f"spiffe://{self.service.settings.trust_domain}/node/{task.node_id}",
+            node_spiffe_id=node,
             command_digest=command_digest(list(task.command)),
             started_on=_utc(min(started, finished)),
             finished_on=_utc(finished),
@@ -241,17 +239,31 @@ class ProvenanceLayer:
             exit_code=task.exit_code,
             resource_usage=_usage_counters(dict(task.usage or {})),
             trace_id=_trace_id(task.trace_parent),
+            node_result=node_result,
+            **placement_fields(task),
         )
         return sign_statement(statement_for(record), self.log_key).canonical_bytes()
 
     def on_finished(self, session: Session, task: Task) -> None:
         """``finished_hooks`` hook: queue the task's record for this transaction."""
         salt = new_salt()
-        entry = self.task_record(task, salt)
+        entry = self.task_record(task, salt, signed_result_of(session, task))
         self._queue(session, _Queued(entry, task.id, task.tenant, salt))
 
-    def record_response_action(self, session: Session, action: ResponseAction) -> None:
-        """Queue a security response action's record in ``session``'s transaction."""
+    def on_response(self, session: Session, action: Any) -> None:
+        """``Service.response_hooks`` hook: queue the record of a security response action
+        (a :class:`scheduler.service.ResponseAction`) in the action's transaction."""
+        self.record_response_action(session, record_of(action))
+
+    def record_response_action(
+        self, session: Session, action: ResponseAction | str, *args: Any, **kwargs: Any
+    ) -> None:
+        """Queue a security response action's record in ``session``'s transaction: a built
+        :class:`~audit_chain.ResponseAction`, or the arguments of
+        :func:`scheduler.provenance_actions.response_action` (``action, subject, reason,
+        actor, ...``). Raises ValueError for an unknown action or subject kind."""
+        if not isinstance(action, ResponseAction):
+            action = response_action(action, *args, at=self.service.clock(), **kwargs)
         entry = sign_statement(statement_for(action), self.log_key).canonical_bytes()
         self._queue(session, _Queued(entry))
 
@@ -453,38 +465,21 @@ class ProvenanceLayer:
         return row.leaf_index
 
     def bundle_for(self, task_id: str) -> bytes:
-        """The task's proof bundle (canonical JSON): against the anchored checkpoint when an
-        anchor covers the entry, else against the latest checkpoint (published now if none
-        covers it yet). Raises NotFound when the task has no record."""
+        """The task's proof bundle (canonical JSON): against the nearest anchored checkpoint
+        when an anchor covers the entry (:mod:`scheduler.provenance_bundles`), else against
+        the latest checkpoint (published now if none covers it yet). Raises NotFound when
+        the task has no record."""
         leaf = self.leaf_index_of(task_id)
         deadline = time.monotonic() + 2.0
         while self.log.tree_size <= leaf and time.monotonic() < deadline:
             time.sleep(0.01)  # committed, about to be installed by the after-commit hook
         log_ = self.log
         with self.service.read() as session:
-            row = session.exec(
-                select(ProvAnchor)
-                .where(col(ProvAnchor.superseded).is_(False))
-                .where(col(ProvAnchor.tree_size) > leaf)
-                .where(col(ProvAnchor.tree_size) <= log_.tree_size)
-                .order_by(col(ProvAnchor.tree_size).desc())
-                .limit(1)
-            ).first()
-        anchor = None
-        note = None
-        if row is not None:
-            note = self.store.checkpoint_covering(leaf, at_most=row.tree_size)
-            if note is not None:
-                anchor = Anchor(
-                    chain_id=row.chain_id,
-                    contract=row.contract,
-                    tx_hash=row.tx_hash,
-                    block_number=row.block_number,
-                    tree_size=row.tree_size,
-                    root=bytes.fromhex(row.root[2:]),
-                    block_hash=row.block_hash,
-                    log_id=bytes.fromhex(row.log_id[2:]),
-                )
+            basis = bundle_basis(session, leaf, log_.tree_size)
+        note, anchor = basis.note, basis.anchor
+        if anchor is not None and note is None:
+            note = anchored_checkpoint(log_, anchor, self.log_key)
+            anchor = anchor if note is not None else None
         if note is None:
             note = self.store.checkpoint_covering(leaf)
         if note is None:

@@ -151,6 +151,7 @@ class ClaimedTask(BaseModel):
     gpu: int
     timeout_s: float
     trace_parent: str | None
+    attempt: int = 0  # signed by the node with its result (scheduler/node_results.py)
 
 
 class ResultReport(Strict):
@@ -161,6 +162,8 @@ class ResultReport(Strict):
     error: str | None = Field(default=None, max_length=2048)
     started_at: float | None = None
     finished_at: float | None = None
+    # the node's Ed25519 signature over its result, base64url (scheduler/node_results.py)
+    node_signature: str | None = Field(default=None, max_length=100)
 
 
 class ReportBatch(Strict):

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm.attributes import set_attribute
 from sqlmodel import Session, SQLModel, col, select
 
+from scheduler import node_results
 from scheduler.db import EVENTS_KEY, SHARED_KEY
 from scheduler.errors import Conflict, InvalidRequest, NotFound, SchedulerError
 from scheduler.models import (
@@ -236,7 +237,7 @@ def try_place(
     node = next(n for n in candidates if n.id == result.node_id)
     transition(session, task, TaskState.PLACED, now, result.reason, node=node)
     for hook in pipeline.placed_hooks:
-        hook(session, task, node.id)
+        hook(session, task, node)
     return result
 
 
@@ -276,11 +277,20 @@ def _tenant_exists(session: Session, name: str) -> bool:
     return True
 
 
-def reject_task(session: Session, task: Task, now: float, reason: str) -> Task:
+def reject_task(
+    session: Session,
+    task: Task,
+    now: float,
+    reason: str,
+    on_finished: Sequence[Callable[[Session, Task], None]] = (),
+) -> Task:
     task.state = TaskState.SUBMITTED
     session.add(task)
     record_event(session, task.id, None, TaskState.SUBMITTED.value, now, "submitted", None)
     transition(session, task, TaskState.REJECTED, now, reason)
+    task.finished_at = now
+    for hook in on_finished:  # a final state: provenance records it in this transaction
+        hook(session, task)
     return task
 
 
@@ -327,6 +337,7 @@ class Report:
     error: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    node_signature: str | None = None
 
 
 def report_task(session: Session, node_id: str, report: Report, now: float) -> Task:
@@ -339,6 +350,7 @@ def report_task(session: Session, node_id: str, report: Report, now: float) -> T
             f"node {node_id} does not hold task {report.task_id}",
             task_state=task.state.value,
         )
+    node_results.check_report(session, node_id, task, report)  # the node's own signature
     to = TaskState.SUCCEEDED if report.exit_code == 0 else TaskState.FAILED
     reason = "exit code 0" if report.exit_code == 0 else f"exit code {report.exit_code}"
     if report.error:
@@ -380,12 +392,20 @@ def report_tasks(
     return outcomes, placed
 
 
-def cancel_task(session: Session, task_id: str, now: float, by: str) -> Task:
+def cancel_task(
+    session: Session,
+    task_id: str,
+    now: float,
+    by: str,
+    on_finished: Sequence[Callable[[Session, Task], None]] = (),
+) -> Task:
     task = _get(session, Task, task_id)
     if task is None:
         raise NotFound(f"task {task_id} not found")
     transition(session, task, TaskState.CANCELLED, now, f"cancelled by {by}")
     task.finished_at = now
+    for hook in on_finished:  # a final state: provenance records it in this transaction
+        hook(session, task)
     return task
 
 

@@ -45,6 +45,8 @@ from scheduler import store
 from scheduler.errors import Conflict, NotFound
 from scheduler.models import ACTIVE_STATES, Node, NodeStatus, Task, TaskState
 from scheduler.placement import NodeView
+from scheduler.provenance_actions import record_response_action, service_actor
+from scheduler.provenance_fields import fill_trust_at_placement
 from scheduler.tables.trust import TrustEvidence, TrustQuarantine
 from scheduler.trust_placement import NodeTrustView, TrustFilter, TrustRanker
 from scheduler.trust_sync import TailState, TrustSync, tail_start
@@ -150,6 +152,9 @@ class TrustLayer:
         service.finished_hooks.append(layer.on_task_finished)
         service.pipeline.filters.append(TrustFilter(layer))
         service.pipeline.rankers.append(TrustRanker(layer))
+        service.pipeline.placed_hooks.append(
+            lambda session, task, node: fill_trust_at_placement(layer, task, node)
+        )
         service.trust = layer
         layer.sync = TrustSync(layer)
         if sync_interval_s is not None:
@@ -384,6 +389,17 @@ class TrustLayer:
                 requeued=requeued,
             )
         )
+        record_response_action(  # the provenance record, in this same transaction
+            self.service,
+            session,
+            "quarantine",
+            f"node/{node_id}",
+            "trust.quarantine.score_below_threshold",
+            service_actor(self.service, "trust"),
+            source="trust",
+            evidence_ids=(decision.evidence_id,) if decision.evidence_id else (),
+            trust_per_mille=round(decision.direct_score * 1000),
+        )
         log.warning("node %s quarantined by trust: %s", node_id, decision.reason)
 
     def release(self, session: Session, node_id: str, by: str) -> int:
@@ -413,6 +429,15 @@ class TrustLayer:
             session.add(row)
         if node.status == NodeStatus.CORDONED:
             store.set_node_status(session, node_id, NodeStatus.ONLINE, now)
+        record_response_action(
+            self.service,
+            session,
+            "release",
+            f"node/{node_id}",
+            "trust.release.by_operator",
+            by,
+            source="admin",
+        )
         with self.lock:
             self._fresh()
             if self._ensure(session, node_id):

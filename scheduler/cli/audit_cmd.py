@@ -3,6 +3,8 @@
 ``cntrust audit verify FILE --log-key VKEY [--statement-key VKEY] [--rpc URL]``
 ``cntrust audit bundle TASK_ID --server URL --token T -o FILE``
 ``cntrust audit key --server URL``
+``cntrust audit monitor --server URL --state FILE [--interval S] [--once]`` (see
+:mod:`scheduler.cli.audit_monitor`)
 
 Exit codes: 0 every step held; 1 the bundle failed a step (named on stderr); 2 bad usage
 (unreadable file or key, on-chain check requested but unavailable); 3 server unreachable
@@ -224,3 +226,73 @@ def key(
     except MalformedKeyError as exc:
         raise _fail(f"the server's log key is malformed: {exc}", 1) from exc
     typer.echo(text)
+
+
+@app.command()
+def monitor(
+    state: Annotated[Path, typer.Option("--state", help="Monitor state file (JSON, 0600).")],
+    server: Annotated[
+        str, typer.Option("--server", envvar="CNTRUST_SERVER", help="Scheduler API URL.")
+    ] = "http://127.0.0.1:8440",
+    log_key: Annotated[
+        str | None,
+        typer.Option("--log-key", help="The log's verifier key (default: pinned, else fetched)."),
+    ] = None,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, help="Seconds between polls.")
+    ] = 30.0,
+    once: Annotated[bool, typer.Option("--once", help="Poll once and exit.")] = False,
+    recheck_entries: Annotated[
+        bool, typer.Option("--recheck-entries", help="Re-read every entry on every poll.")
+    ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="CNTRUST_TOKEN", help="Token to POST an alert with."),
+    ] = None,
+) -> None:
+    """Follow the log: every checkpoint must extend the last one seen, entries must match."""
+    import time
+
+    from audit_chain import AuditChainError
+    from scheduler.cli.audit_monitor import (
+        MonitorUsageError,
+        ServerUnreachable,
+        http_fetch,
+        poll,
+        post_alert,
+    )
+
+    key = None if log_key is None else _read_key(log_key, "--log-key")
+    fetch, close = http_fetch(server)
+    try:
+        while True:
+            try:
+                observation, how = poll(fetch, state, key, recheck_entries=recheck_entries)
+            except MonitorUsageError as exc:
+                raise _fail(str(exc)) from exc
+            except ServerUnreachable as exc:
+                if once:
+                    raise _fail(f"cannot reach the log at {server}: {exc}", 3) from exc
+                _err.print(f"[yellow]warning:[/] log unreachable: {exc}")
+            except AuditChainError as exc:
+                reason = getattr(exc, "reason", "failed")
+                _err.print(
+                    f"[bold red]LOG MISBEHAVED[/] ({type(exc).__name__}, {reason}): {exc}",
+                    soft_wrap=True,
+                )
+                if token:
+                    _err.print(post_alert(server, token, exc))
+                raise typer.Exit(code=1) from None
+            else:
+                if how == "tofu":
+                    _err.print("[yellow]note:[/] log key fetched from the server and pinned")
+                cp = observation.current
+                _out.print(
+                    f"ok: {cp.origin} at {cp.tree_size} entries "
+                    f"(+{observation.new_entries}), consistent with the last checkpoint seen"
+                )
+            if once:
+                return
+            time.sleep(interval)
+    finally:
+        close()

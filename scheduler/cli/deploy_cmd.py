@@ -33,12 +33,32 @@ def up(
             "or token (bearer tokens over plain HTTP, e.g. to measure mTLS).",
         ),
     ] = "mtls",
+    chain_rpc: Annotated[
+        str | None,
+        typer.Option(
+            "--chain-rpc", help="Anchor on this EVM chain (JSON-RPC URL), not the embedded one."
+        ),
+    ] = None,
+    chain_key: Annotated[
+        Path | None,
+        typer.Option("--chain-key", help="Anchorer key file (hex secp256k1 key, mode 0600)."),
+    ] = None,
+    contract: Annotated[
+        str | None,
+        typer.Option("--contract", help="Anchor contract address (default: deploy one)."),
+    ] = None,
 ) -> None:
     """Start the scheduler API, N local node agents and every embedded default."""
     from scheduler.local import Deployment, default_nodes
 
     if agent_auth not in ("mtls", "token"):
         fail(f"--agent-auth must be mtls or token, not {agent_auth!r}")
+    if (chain_key is not None or contract is not None) and chain_rpc is None:
+        fail("--chain-key and --contract go with --chain-rpc")
+    if chain_rpc is not None and chain_key is None:
+        fail("--chain-rpc needs --chain-key FILE (the anchorer's key)")
+    if chain_rpc is not None and not layers:
+        fail("--chain-rpc anchors the provenance log: it needs the layers")
     settings = local_settings(data_dir)
     deployment = Deployment(
         settings,
@@ -47,6 +67,11 @@ def up(
         nodes=default_nodes(nodes),
         layers=layers,
         agent_mtls=agent_auth == "mtls",
+    )
+    deployment.chain_rpc, deployment.chain_key, deployment.chain_contract = (
+        chain_rpc,
+        chain_key,
+        contract,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -66,6 +91,11 @@ def up(
     console.print(f"  node agents   {', '.join(deployment.agents) or 'none'}")
     if deployment.tls_url:
         console.print(f"  agents (mTLS) {deployment.tls_url} (X.509-SVIDs)")
+    if deployment.provenance is not None:
+        chain = chain_rpc or "embedded (data dir)"
+        anchorer = getattr(deployment.provenance, "_anchorer", None)
+        where = f", contract {anchorer.contract_address}" if anchorer is not None else ""
+        console.print(f"  anchoring     {chain}{where}")
     console.print("Ctrl-C stops everything.")
     stop.wait()
     console.print("stopping...")

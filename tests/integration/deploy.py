@@ -23,6 +23,7 @@ class UpProcess:
         env: dict[str, str] | None = None,
         layers: bool = True,
         agent_auth: str = "mtls",
+        extra_args: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
@@ -30,6 +31,7 @@ class UpProcess:
         self.nodes = nodes
         self.layers = layers
         self.agent_auth = agent_auth
+        self.extra_args = list(extra_args or [])
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -38,7 +40,7 @@ class UpProcess:
             sys.executable, "-m", "scheduler.cli", "up", "--data-dir", str(self.data_dir),
             "--port", str(self.port), "--nodes", str(self.nodes),
             "--layers" if self.layers else "--no-layers",
-            "--agent-auth", self.agent_auth,
+            "--agent-auth", self.agent_auth, *self.extra_args,
         ]  # fmt: skip
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "up.log", "ab")  # noqa: SIM115

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from audit_chain import (
     Anchor,
     CheckpointPublisher,
@@ -18,6 +20,7 @@ from audit_chain import (
     sign_statement,
     statement_for,
 )
+from audit_chain.node_result import node_key_id, node_result_message
 from audit_chain.predicates import NodeResultSignature
 from audit_chain.tiles import TileId
 
@@ -55,13 +58,45 @@ def task_execution(i: int = 0, **overrides: object) -> TaskExecution:
         "policy_decision_ids": ("placement.gpu_class", "placement.region_eu"),
         "resource_usage": (("cpuMs", 91_800), ("gpuMs", 88_000), ("maxRssBytes", 2_147_483_648)),
         "trace_id": hashlib.sha256(b"trace%d" % i).hexdigest()[:32],
-        "node_result": NodeResultSignature(
-            digest=digest(f"result{i}"), keyid="spiffe://cntrust.test/operator/op-1/node/gpu-042",
-            sig=hashlib.sha512(b"sig%d" % i).digest(),
-        ),
+        "trust_uncertainty_permille": 120,
+        "policy_version": "sha256:" + hashlib.sha256(b"policy").hexdigest()[:16],
     }  # fmt: skip
     fields.update(overrides)
+    if "node_result" not in overrides:
+        fields["node_result"] = sign_result(fields, attempt=0)
     return TaskExecution(**fields)  # type: ignore[arg-type]
+
+
+def node_key() -> Ed25519PrivateKey:
+    """The deterministic Ed25519 key of the typical record's node."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"node-key").digest())
+
+
+def sign_result(
+    fields: dict[str, object], *, attempt: int, key: Ed25519PrivateKey | None = None
+) -> NodeResultSignature:
+    """The node's signature over the result ``fields`` describe (as an agent makes it)."""
+    key = key or node_key()
+    public = key.public_key().public_bytes_raw()
+    started = round(fields["started_on"].timestamp() * 1000) - 250  # type: ignore[attr-defined]
+    finished = round(fields["finished_on"].timestamp() * 1000) - 100  # type: ignore[attr-defined]
+    message = node_result_message(
+        task_id=str(fields["task_id"]),
+        attempt=attempt,
+        exit_code=int(fields["exit_code"]),  # type: ignore[call-overload]
+        output_digest=str(fields["output_digest"]),
+        usage=fields.get("resource_usage", ()),  # type: ignore[arg-type]
+        started_ms=started,
+        finished_ms=finished,
+    )
+    return NodeResultSignature(
+        keyid=node_key_id(public),
+        public_key=public,
+        sig=key.sign(message),
+        attempt=attempt,
+        started_ms=started,
+        finished_ms=finished,
+    )
 
 
 def record(i: int = 0, signer: NoteSigner | None = None) -> bytes:

@@ -58,21 +58,23 @@ def test_log_key_may_be_a_file(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-def _flip_first(proof: list[str]) -> list[str]:
-    raw = bytearray(base64.b64decode(proof[0]))
+def _flip_first(proof: str) -> str:
+    raw = bytearray(base64.b64decode(proof))
     raw[5] ^= 0x40
-    return [base64.b64encode(bytes(raw)).decode(), *proof[1:]]
+    return base64.b64encode(bytes(raw)).decode()
 
 
 Obj = dict[str, Any]
 
 
-def _truncate_proof(o: Obj) -> None:
-    o["inclusionProof"] = o["inclusionProof"][:-2]
+def _truncate_proof(o: Obj) -> None:  # the last two hashes dropped
+    raw = base64.b64decode(o["inclusionProof"])
+    o["inclusionProof"] = base64.b64encode(raw[:-64]).decode()
 
 
-def _garbage_hash(o: Obj) -> None:
-    o["inclusionProof"] = ["AAAA", *o["inclusionProof"][1:]]
+def _garbage_hash(o: Obj) -> None:  # a 3-byte "hash" in front
+    raw = base64.b64decode(o["inclusionProof"])
+    o["inclusionProof"] = base64.b64encode(b"\0\0\0" + raw[32:]).decode()
 
 
 def _flip_proof(o: Obj) -> None:
@@ -93,8 +95,7 @@ def _forge_checkpoint(o: Obj) -> None:
 
 
 def _modify_record(o: Obj) -> None:
-    payload = base64.b64decode(o["record"]["payload"]).replace(b"affirming", b"warning")
-    o["record"]["payload"] = base64.b64encode(payload).decode()
+    o["record"]["payload"]["predicate"]["attestation"]["status"] = "warning"
 
 
 def _drop_anchor(o: Obj) -> None:

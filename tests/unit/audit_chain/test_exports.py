@@ -26,6 +26,8 @@ EXPECTED = {
     "root_hash", "sign_checkpoint", "sign_envelope", "sign_note", "sign_statement",
     "statement_for", "tile_path", "verify_bundle", "verify_checkpoint_update",
     "verify_commitment", "verify_consistency", "verify_envelope", "verify_inclusion",
+    "NodeResultVerificationError", "node_key_id", "node_result_message", "usage_counters",
+    "verify_node_result",
 }  # fmt: skip
 
 

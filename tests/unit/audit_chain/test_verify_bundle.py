@@ -110,8 +110,13 @@ def _set(path: list[Any], value: object) -> Mutation:
 
 
 def _proof_op(key: str, op: Callable[[list[str]], list[str]]) -> Mutation:
+    """Apply ``op`` to the proof as a list of base64 hashes (the bundle carries them
+    concatenated in one base64 string)."""
+
     def mutate(b: Bundle) -> None:
-        b[key] = op(b[key])
+        raw = base64.b64decode(b[key])
+        hashes = [base64.b64encode(raw[i : i + 32]).decode() for i in range(0, len(raw), 32)]
+        b[key] = base64.b64encode(b"".join(base64.b64decode(h) for h in op(hashes))).decode()
 
     return mutate
 
@@ -123,8 +128,7 @@ def _flip(h: str) -> str:
 
 
 def _modify_payload(b: Bundle) -> None:
-    payload = base64.b64decode(b["record"]["payload"]).replace(b"succeeded", b"cancelled")
-    b["record"]["payload"] = base64.b64encode(payload).decode()
+    b["record"]["payload"]["predicate"]["outcome"] = "cancelled"
 
 
 def _forge_checkpoint(b: Bundle) -> None:
@@ -147,12 +151,9 @@ def _strip_signature(b: Bundle) -> None:
 CASES: list[tuple[str, Mutation, str]] = [
     ("unknown member", _set(["extra"], 1), "parse"),
     ("wrong media type", _set(["mediaType"], "application/json"), "parse"),
-    (
-        "garbage proof hash",
-        _proof_op("inclusionProof", lambda p: ["!!notbase64!!", *p[1:]]),
-        "parse",
-    ),
-    ("proof not a list", _set(["inclusionProof"], "AAAA"), "parse"),
+    ("garbage proof", _set(["inclusionProof"], "!!notbase64!!"), "parse"),
+    ("proof not a string", _set(["inclusionProof"], 12), "parse"),
+    ("proof list of garbage (v1 form)", _set(["inclusionProof"], ["!!notbase64!!"]), "parse"),
     ("negative index", _set(["leafIndex"], -1), "parse"),
     ("record without signatures", _set(["record", "signatures"], []), "parse"),
     ("anchor without consistency proof", lambda b: b.pop("consistencyProof"), "parse"),

@@ -154,40 +154,42 @@ def record_change_provenance(
     ``session``'s transaction. Returns where it went: ``"hooks"``, ``"provenance"`` or
     ``"none"`` (no provenance layer, nothing subscribed).
 
-    The change is a ``response.policy_change`` :class:`scheduler.service.ResponseAction`
-    given to ``service.record_response`` (the one hook point for security responses) when
-    any response hook is registered. Until the provenance layer subscribes there, it is
-    written straight into the provenance log when that layer is installed: a
+    With the provenance layer installed, the change is written straight into its log (the
+    layer's generic response hook would commit to who changed it without keeping the salt;
+    this record keeps it, so the change can be attributed later and erased by deleting the
+    salt): a
     ``policy_change`` response-action record, target ``policy/<new version>`` (digest =
     the new version, a content hash), ``evidenceIds`` = [old version], ``actor`` the
     scheduler's SPIFFE ID and ``detail`` a salted commitment to who changed it (the salt
     is kept in ``policy_change_commitment``; the public log does not name people).
+    Every other response hook gets the change as a ``response.policy_change``
+    :class:`scheduler.service.ResponseAction`.
     """
+    from scheduler.provenance import layer_of
     from scheduler.service import ResponseAction as ServiceResponse
 
-    if getattr(service, "response_hooks", None):
-        service.record_response(
-            session,
-            ServiceResponse(
-                action="response.policy_change",
-                subject=swap.new_version,
-                reason="policy.change",
-                actor=who,
-                source=who.split(":", 1)[0],
-                at=at,
-                detail={
-                    "old_version": swap.old_version,
-                    "new_version": swap.new_version,
-                    "change_id": change_id,
-                },
-            ),
-        )
-        return "hooks"
-    from scheduler.provenance import layer_of
-
+    response = ServiceResponse(
+        action="response.policy_change",
+        subject=swap.new_version,
+        reason="policy.change",
+        actor=who,
+        source=who.split(":", 1)[0],
+        at=at,
+        detail={
+            "old_version": swap.old_version,
+            "new_version": swap.new_version,
+            "change_id": change_id,
+        },
+    )
     layer = layer_of(service)
+    hooks = list(getattr(service, "response_hooks", ()))
     if layer is None:
-        return "none"
+        for hook in hooks:
+            hook(session, response)
+        return "hooks" if hooks else "none"
+    for hook in hooks:  # every other subscriber; the log gets the record below, once
+        if hook != layer.on_response:
+            hook(session, response)
     from audit_chain import ResponseAction, commit, new_salt
     from scheduler.tables.policy_decisions import PolicyChangeCommitment
 

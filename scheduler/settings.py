@@ -27,12 +27,25 @@ class Settings(BaseSettings):
     claim_wait_s: float = Field(default=10.0, ge=0, le=60)
     otlp_endpoint: str | None = None
     console_traces: bool = False
+    # alert handling (scheduler.incidents): aggregation key of /v1/alerts (by_both, by_src,
+    # by_dst for spoofed floods, by_rule), the larger body limit of sensor batches and
+    # element telemetry, and whether a high-severity incident also revokes the node
+    alerts_track: str = "by_both"
+    alerts_max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, le=64 * 1024 * 1024)
+    incident_revoke: bool = False
 
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("database_url must be sqlite:// or postgresql+psycopg://")
+        return value
+
+    @field_validator("alerts_track")
+    @classmethod
+    def _known_track(cls, value: str) -> str:
+        if value not in ("by_both", "by_src", "by_dst", "by_rule"):
+            raise ValueError("alerts_track must be by_both, by_src, by_dst or by_rule")
         return value
 
     @property

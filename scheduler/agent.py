@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from scheduler.element_agent import ElementReporter
 from scheduler.runner import RunResult, TaskSpec, run_task
 from scheduler.telemetry import Telemetry
 
@@ -65,6 +66,7 @@ class Agent:
         self._slots = asyncio.Semaphore(slots)
         self._free = slots
         self._tasks: set[asyncio.Task[None]] = set()
+        self.element = ElementReporter(config.data_dir, self.scratch)  # signed telemetry
 
     # -- state -------------------------------------------------------------
     def _load_state(self) -> None:
@@ -172,6 +174,7 @@ class Agent:
             memory_mb=int(item["memory_mb"]),
             timeout_s=float(item["timeout_s"]),
         )
+        self.element.task_started(spec.id, spec.cpu, spec.memory_mb)
         try:
             with self.telemetry.span(
                 "task.run", item.get("trace_parent"), task_id=spec.id, node_id=self.node_id
@@ -180,6 +183,7 @@ class Agent:
                 span.set_attribute("cntrust.exit_code", result.exit_code)
             await self.results.put(result)
         finally:
+            self.element.task_ended(spec.id)
             self._free += 1
             self._slots.release()
 
@@ -257,10 +261,13 @@ class Agent:
                 asyncio.create_task(self._heartbeat_loop(client)),
                 asyncio.create_task(self._claim_loop(client)),
                 asyncio.create_task(self._report_loop(client)),
+                asyncio.create_task(
+                    self.element.run(client, lambda: self.node_id, self._auth, self._stop)
+                ),
             ]
             await self._stop.wait()
             loops[1].cancel()
-            await asyncio.gather(loops[0], loops[2], return_exceptions=True)
+            await asyncio.gather(loops[0], loops[2], loops[3], return_exceptions=True)
             with contextlib.suppress(asyncio.CancelledError):
                 await loops[1]
 

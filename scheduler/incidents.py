@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -373,15 +373,23 @@ def alert_evidence(session: Session, layer: Any, result: alerts.IngestResult, se
 
 
 async def ingest_batch(
-    service: Any, batch: Sequence[Mapping[str, Any]], sensor: str, track: str
+    service: Any,
+    batch: Sequence[Mapping[str, Any]],
+    sensor: str,
+    track: str,
+    *,
+    before: Callable[[Session], None] | None = None,
 ) -> BatchOutcome:
     """Store a validated alert batch, record trust evidence, correlate, store incidents and
-    respond (see the module docstring)."""
+    respond (see the module docstring). ``before(session)`` runs first in the ingest's
+    transaction (e.g. to claim a telemetry sequence number)."""
     layer = IncidentLayer.install(service)
     trust_layer = getattr(service, "trust", None)
     now = service.clock()
 
     def op(session: Session) -> tuple[alerts.IngestResult, int]:
+        if before is not None:
+            before(session)
         result = alerts.ingest(session, batch, now, track, sensor)
         evidence = alert_evidence(session, trust_layer, result, sensor) if trust_layer else 0
         return result, evidence

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +118,10 @@ async def accept(
 
     verify(last_seq)
     record = signed.record
+    try:
+        ipaddress.ip_address(record.node_ip)
+    except ValueError as exc:
+        raise InvalidRequest("telemetry: node_ip is not an IP address", field="node_ip") from exc
     found = detect_element(record, config)
     for alert in found:
         problem = alerts.alert_problem(alert)

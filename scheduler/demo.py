@@ -190,6 +190,10 @@ class Scenario:
             want <= names,
         )
 
+        from scheduler import demo_ids  # the three IDS layers and the response loop
+
+        demo_ids.run(self)
+
     def report(self) -> bool:
         table = Table("step", "expected", "observed", "", title="cntrust demo")
         for c in self.checks:
@@ -214,7 +218,11 @@ def run_demo(
             console.print(f"[red]error:[/] {root} is not empty; the demo needs a fresh directory")
             return False
         settings = Settings(
-            data_dir=root, heartbeat_timeout_s=3.0, heartbeat_interval_s=0.5, database_url=None
+            data_dir=root,
+            heartbeat_timeout_s=3.0,
+            heartbeat_interval_s=0.5,
+            database_url=None,
+            alerts_track="by_dst",  # a spoofed flood aggregates by its target
         )
         deployment = Deployment(
             settings, port=free_port(), nodes=default_nodes(3), quiet_agents=True

@@ -36,8 +36,15 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ids.layers import ProcCollector, TaskSpec, encode_signed_telemetry, sign_telemetry
-from ids.layers.telemetry import TelemetryRecord
+from ids.layers import (
+    FileWrite,
+    ProcCollector,
+    ProcessSample,
+    TaskUsage,
+    TelemetryRecord,
+    encode_signed_telemetry,
+    sign_telemetry,
+)
 
 log = logging.getLogger("cntrust.agent.element")
 
@@ -106,6 +113,7 @@ class ElementReporter:
             clock_ms=lambda: int(self.clock() * 1000), proc_root=proc_root
         )
         self.tasks: dict[str, _Known] = {}
+        self._history: dict[str, tuple[int, int, int]] = {}  # task -> cpu_ms, output, at_ms
         self.sent = 0
         self.refused = 0
         self.last_seq = 0
@@ -142,51 +150,73 @@ class ElementReporter:
         return found
 
     def collect(self, node_id: str) -> TelemetryRecord | None:
-        """One record about our tasks now, or None when there is nothing to watch."""
+        """One record about our tasks now, or None when there is nothing to watch.
+
+        A task's processes are those carrying its id in their environment (one /proc scan
+        per collection, whatever the number of tasks); CPU use is over the window since
+        the previous collection that saw the task."""
         now = self.clock()
+        now_ms = int(now * 1000)
         for task_id, known in list(self.tasks.items()):
             if known.ended_at is not None and now - known.ended_at > self.linger_s:
                 del self.tasks[task_id]
+                self._history.pop(task_id, None)
         if not self.tasks:
             return None
         pids = self._task_pids()
-        specs = []
+        processes: list[ProcessSample] = []
+        usages: list[TaskUsage] = []
+        writes: list[FileWrite] = []
         for known in self.tasks.values():
-            roots = tuple(pids.get(known.task_id, ()))
-            if known.ended_at is not None and not roots:
+            found = sorted(pids.get(known.task_id, ()))
+            if known.ended_at is not None and not found:
                 continue  # ended and nothing left behind
-            out = Path(known.scratch_dir) / ".stdout"
+            samples = [s for s in (self.collector.process(p, known.task_id) for p in found) if s]
+            cpu_ms = sum(s.cpu_ms for s in samples)
             try:
-                output = out.stat().st_size
+                output = (Path(known.scratch_dir) / ".stdout").stat().st_size
             except OSError:
                 output = 0
-            specs.append(
-                TaskSpec(
+            prev = self._history.get(known.task_id)
+            self._history[known.task_id] = (cpu_ms, output, now_ms)
+            processes.extend(samples)
+            for sample in samples:
+                writes.extend(
+                    FileWrite(known.task_id, sample.pid, path)
+                    for path in self.collector.open_for_write(sample.pid)
+                )
+            usages.append(
+                TaskUsage(
                     task_id=known.task_id,
                     state="ended" if known.ended_at is not None else "running",
                     scratch_dir=known.scratch_dir,
-                    root_pids=roots,
                     cpu_request_millicores=max(1, int(known.cpu * 1000)),
                     memory_request_bytes=known.memory_mb * 1024 * 1024,
-                    output_bytes_total=output,
+                    window_ms=max(0, now_ms - prev[2]) if prev else 0,
+                    cpu_ms_in_window=max(0, cpu_ms - prev[0]) if prev else 0,
+                    rss_bytes=sum(s.rss_bytes for s in samples),
+                    output_bytes_in_window=max(0, output - prev[1]) if prev else 0,
+                    pids=tuple(s.pid for s in samples),
                 )
             )
-        if not specs:
+        if not usages:
             return None
-        seq = max(int(now * 1000), self.last_seq + 1)
-        record = self.collector.collect(node_id=node_id, node_ip=self.node_ip, seq=seq, tasks=specs)
-        task_pids = {pid for usage in record.tasks for pid in usage.pids}
-        listening = tuple(s for s in record.listening if s.pid in task_pids)
+        task_pids = [s.pid for s in processes]
+        owned = set(task_pids)
+        listening = tuple(
+            sock for sock in self.collector.listening_sockets(pids=task_pids) if sock.pid in owned
+        )
+        seq = max(now_ms, self.last_seq + 1)
         self.last_seq = seq
         return TelemetryRecord(
-            node_id=record.node_id,
-            node_ip=record.node_ip,
-            seq=record.seq,
-            collected_at_ms=record.collected_at_ms,
+            node_id=node_id,
+            node_ip=self.node_ip,
+            seq=seq,
+            collected_at_ms=now_ms,
             listening=listening,
-            processes=record.processes,
-            tasks=record.tasks,
-            file_writes=record.file_writes,
+            processes=tuple(processes),
+            tasks=tuple(usages),
+            file_writes=tuple(writes),
         )
 
     def signed_body(self, record: TelemetryRecord) -> bytes:

@@ -63,12 +63,12 @@ def test_a_real_abusive_task_gets_its_node_quarantined(api, service, tmp_path, a
     victim_work = submit(api, alice, ["sleep", "30"])
     assert victim_work["node_id"] == "n1"
     reporter = ElementReporter(tmp_path / "agent", tmp_path / "scratch", clock=time.time)
-    reporter.task_started("t-abuse", cpu=0.25, memory_mb=512)
+    reporter.task_started("t-abuse", cpu=0.02, memory_mb=512)  # a busy loop is far above
     assert post_key(api, node, reporter).status_code == 201
     assert post_key(api, node, reporter).status_code == 200  # the same key again
     time.sleep(0.3)
     outs = []
-    for _ in range(3):
+    for _ in range(6):  # the machine may be busy: give the loop a few windows
         record = reporter.collect("n1")
         assert record is not None
         clock.now = record.collected_at_ms / 1000 + 0.5

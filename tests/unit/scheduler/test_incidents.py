@@ -217,3 +217,18 @@ def test_track_setting_is_validated(tmp_path):
 
     with pytest.raises(ValidationError):
         Settings(data_dir=tmp_path, alerts_track="by_moon")
+
+
+def test_revocation_follows_the_settings_flag(tmp_path, database_url, clock):
+    from scheduler.service import Service
+    from scheduler.settings import Settings
+
+    svc = Service(
+        Settings(data_dir=tmp_path / "d", database_url=database_url, incident_revoke=True),
+        clock=clock,
+    )
+    try:
+        assert IncidentLayer.install(svc).policy.revoke_enabled
+        assert IncidentLayer.install(svc) is svc.incidents  # one correlator per service
+    finally:
+        svc.close()

@@ -31,7 +31,7 @@ from ids.layers import (
     verify_telemetry,
 )
 from scheduler import alerts
-from scheduler.errors import Conflict, InvalidRequest, SchedulerError
+from scheduler.errors import Conflict, InvalidRequest, NotFound, SchedulerError
 from scheduler.incidents import BatchOutcome, ingest_batch
 from scheduler.tables.incidents import NodeTelemetryKey
 
@@ -75,6 +75,14 @@ def register_key(session: Session, node_id: str, public_key: str, now: float) ->
         return False
     session.add(NodeTelemetryKey(node_id=node_id, public_key=public_key, registered_at=now))
     return True
+
+
+def forget_key(session: Session, node_id: str) -> None:
+    """Delete the node's telemetry key (a committer op). Raises NotFound."""
+    row = session.get(NodeTelemetryKey, node_id) if len(node_id) <= 64 else None
+    if row is None:
+        raise NotFound(f"node {node_id} has no telemetry key")
+    session.delete(row)
 
 
 def parse(body: bytes) -> SignedTelemetry:

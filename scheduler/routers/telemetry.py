@@ -6,6 +6,8 @@
   ``ids.layers.encode_signed_telemetry``), verified and turned into element alerts that go
   the way of every alert (aggregation, trust evidence, incidents, response). Its body
   limit is ``settings.alerts_max_body_bytes``.
+- ``DELETE /v1/nodes/{id}/telemetry-key`` (``quarantine.manage``, analysts and admins): forget
+  a node's telemetry key (a rebuilt node with a new key registers again).
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ async def register_key(body: TelemetryKeyIn, request: Request, who: Caller) -> R
         status_code=201 if new else 200,
         media_type="application/json",
     )
+
+
+@router.delete("/v1/nodes/{node_id}/telemetry-key", status_code=204)
+async def forget_key(node_id: str, request: Request, who: Caller) -> Response:
+    service = request.app.state.service
+    service.authorize(who, "quarantine.manage", Resource("node", node_id))
+    await service.write(lambda s: element_intake.forget_key(s, node_id))
+    return Response(status_code=204)
 
 
 @router.post("/v1/agent/telemetry")

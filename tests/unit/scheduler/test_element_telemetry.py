@@ -15,6 +15,7 @@ import pytest
 from ids.layers import TelemetryRecord, encode_signed_telemetry, sign_telemetry
 from scheduler.element_agent import ElementReporter, public_key_text
 from scheduler.models import Node, NodeStatus
+from tests.conftest import bearer
 from tests.unit.scheduler.helpers import add_node, add_tenant, admin, submit
 
 ABUSE = """
@@ -168,3 +169,17 @@ def test_bad_telemetry_is_refused_with_problems(api, service, tmp_path):
     )
     wrong = post_record(api, other, forged)
     assert wrong.status_code == 422 and wrong.json()["step"] == "node_id"
+
+
+def test_an_analyst_forgets_a_key_so_a_rebuilt_node_registers_again(api, service, tmp_path):
+    node = add_node(api, service, "n1")
+    old = ElementReporter(tmp_path / "a1", tmp_path / "s1")
+    new = ElementReporter(tmp_path / "a2", tmp_path / "s2")
+    assert post_key(api, node, old).status_code == 201
+    assert post_key(api, node, new).status_code == 409
+    ana = bearer(service, "analyst", "ana")
+    assert api.delete("/v1/nodes/n1/telemetry-key", headers=node).status_code == 403
+    assert api.delete("/v1/nodes/n1/telemetry-key", headers=ana).status_code == 204
+    gone = api.delete("/v1/nodes/n1/telemetry-key", headers=ana)
+    assert gone.status_code == 404 and gone.headers["content-type"] == "application/problem+json"
+    assert post_key(api, node, new).status_code == 201

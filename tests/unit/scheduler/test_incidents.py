@@ -140,6 +140,8 @@ def test_alerts_blaming_a_node_are_evidence_once_per_aggregate(api, service):
 
 def test_revocation_when_configured_and_it_is_final(api, service):
     service.incidents.policy = type(service.incidents.policy)(revoke_enabled=True)
+    actions: list[Any] = []
+    service.response_hooks.append(lambda _s, action: actions.append(action))
     n1 = add_node(api, service, "n1")
     add_node(api, service, "n2")
     lateral = make_alert(
@@ -150,6 +152,13 @@ def test_revocation_when_configured_and_it_is_final(api, service):
     )  # fmt: skip
     out = post(api, service, [lateral])
     assert sorted(out["revoked"]) == ["n1", "n2"] and sorted(out["quarantined"]) == ["n1", "n2"]
+    recorded = sorted((a.action, a.subject) for a in actions if a.source == "incident")
+    assert recorded == [
+        ("response.quarantine", "n1"),
+        ("response.quarantine", "n2"),
+        ("response.revoke", "n1"),
+        ("response.revoke", "n2"),
+    ]
     refused = api.post("/v1/agent/heartbeat", json={"running": []}, headers=n1)
     assert refused.status_code == 401 and refused.json()["reason"] == "revoked"
     inc = api.get(f"/v1/incidents/{out['incidents'][0]}", headers=analyst(service)).json()

@@ -47,6 +47,7 @@ from ids.layers import (
     AlertFormatError,
     Correlator,
     CorrelatorConfig,
+    EnrollmentEvent,
     Incident,
     ResponsePolicy,
     decide_response,
@@ -409,6 +410,27 @@ async def ingest_batch(
         outcome.revoked = stored.revoked
         outcome.evidence += stored.evidence
     return outcome
+
+
+async def observe_enrollment(
+    service: Any, node_id: str, operator: str, source_ip: str, at: float
+) -> list[str]:
+    """Feed one successful enrollment to the correlator (Sybil bursts from one operator or
+    one network) and store the incidents it opens. Returns their ids. Enrollment groups are
+    in memory only: they are not rebuilt after a restart."""
+    layer = IncidentLayer.install(service)
+    with layer.lock:
+        layer.correlator.ingest_enrollment(EnrollmentEvent(at, node_id, operator, source_ip))
+    items = layer.pending()
+    if not items:
+        return []
+    try:
+        stored = await service.write(lambda s: layer.store(s, items))
+    except Exception:  # the enrollment is committed: log, and store these next time
+        log.exception("enrollment incidents not stored")
+        layer.forget([inc.incident_id for inc, _ in items])
+        return []
+    return stored.incidents
 
 
 def incident_view(row: IncidentRecord) -> dict[str, Any]:

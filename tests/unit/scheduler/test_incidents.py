@@ -241,3 +241,19 @@ def test_revocation_follows_the_settings_flag(tmp_path, database_url, clock):
         assert IncidentLayer.install(svc) is svc.incidents  # one correlator per service
     finally:
         svc.close()
+
+
+def test_a_burst_of_enrollments_from_one_operator_is_a_sybil_incident(api, service):
+    from tests.unit.scheduler.test_identity import add_operator, enrolled
+
+    add_operator(api, service, "acme")
+    for i in range(5):
+        enrolled(api, service, "acme", f"sybil-{i}")
+    rows = api.get(
+        "/v1/incidents", params={"kind": "ids.network.sybil_enrollment"}, headers=analyst(service)
+    ).json()
+    by_operator = [r for r in rows if r["group_key"] == "operator:acme"]
+    assert len(by_operator) == 1
+    inc = by_operator[0]
+    assert inc["node_ids"] == [f"sybil-{i}" for i in range(5)] and inc["alert_count"] == 5
+    assert inc["response"]["action"] == "none"  # medium severity: for an analyst to judge

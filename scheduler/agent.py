@@ -22,6 +22,7 @@ import httpx
 
 from scheduler.agent_identity import AgentIdentity, RotatingTransport, renewal_loop
 from scheduler.agent_signing import KeyFileError, ResultSigner
+from scheduler.element_agent import ElementReporter
 from scheduler.runner import RunResult, TaskSpec, run_task
 from scheduler.telemetry import Telemetry
 
@@ -75,6 +76,7 @@ class Agent:
             self.node_id = self.identity.node_id
         self.signer: ResultSigner | None = None  # signs results (scheduler/agent_signing.py)
         self.attempts: dict[str, int] = {}
+        self.element = ElementReporter(config.data_dir, self.scratch)  # signed telemetry
 
     # -- state -------------------------------------------------------------
     def _load_state(self) -> None:
@@ -185,6 +187,7 @@ class Agent:
             memory_mb=int(item["memory_mb"]),
             timeout_s=float(item["timeout_s"]),
         )
+        self.element.task_started(spec.id, spec.cpu, spec.memory_mb)
         try:
             with self.telemetry.span(
                 "task.run", item.get("trace_parent"), task_id=spec.id, node_id=self.node_id
@@ -193,6 +196,7 @@ class Agent:
                 span.set_attribute("cntrust.exit_code", result.exit_code)
             await self.results.put(result)
         finally:
+            self.element.task_ended(spec.id)
             self._free += 1
             self._slots.release()
 
@@ -295,6 +299,9 @@ class Agent:
                 asyncio.create_task(self._heartbeat_loop(client)),
                 asyncio.create_task(self._claim_loop(client)),
                 asyncio.create_task(self._report_loop(client)),
+                asyncio.create_task(
+                    self.element.run(client, lambda: self.node_id, self._auth, self._stop)
+                ),
             ]
             if self.identity is not None and transport is not None:
                 loops.append(

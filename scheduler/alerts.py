@@ -94,9 +94,14 @@ class AlertsConfig:
 
 
 def config_of(state: Any) -> AlertsConfig:
-    """The deployment's config: ``app.state.alerts_config`` when set, else the defaults."""
+    """The deployment's config: ``app.state.alerts_config`` when set, else the defaults
+    with the track from the service's settings (``CNTRUST_ALERTS_TRACK``)."""
     cfg = getattr(state, "alerts_config", None)
-    return cfg if isinstance(cfg, AlertsConfig) else AlertsConfig()
+    if isinstance(cfg, AlertsConfig):
+        return cfg
+    settings = getattr(getattr(state, "service", None), "settings", None)
+    track = getattr(settings, "alerts_track", None)
+    return AlertsConfig(track=track) if isinstance(track, str) else AlertsConfig()
 
 
 # -- parsing and validation at the edge ----------------------------------------------------
@@ -217,6 +222,10 @@ class IngestResult:
     suppressed: int = 0
     alert_ids: list[str] = field(default_factory=list)
     suppressed_by: dict[str, int] = field(default_factory=dict)
+    # the alerts not suppressed, each with the id of the aggregate it went into, and the
+    # aggregates this ingest created (the incident and trust wiring read these)
+    kept: list[tuple[Mapping[str, Any], str]] = field(default_factory=list)
+    new_ids: list[str] = field(default_factory=list)
 
 
 def dedup_key(track: str, key: Sequence[object]) -> str:
@@ -276,13 +285,16 @@ def ingest(
     agg = Aggregator(track, max_keys=max(len(alerts), 1))
     latest: dict[tuple[object, ...], tuple[float, Mapping[str, Any]]] = {}
     severity: dict[tuple[object, ...], int] = {}
+    key_of: list[tuple[Mapping[str, Any], tuple[object, ...]]] = []
     for alert in outcome.kept:
         group = agg.add(alert)
+        key_of.append((alert, group.key))
         ts = parse_eve_timestamp(alert["timestamp"])
         if group.key not in latest or ts >= latest[group.key][0]:
             latest[group.key] = (ts, alert)
         sev = int(alert["alert"]["severity"])
         severity[group.key] = min(sev, severity.get(group.key, sev))
+    row_of: dict[tuple[object, ...], str] = {}
     for group in agg.results():
         dkey = dedup_key(track, group.key)
         newest = latest[group.key][1]
@@ -293,6 +305,7 @@ def ingest(
             row.first_seen, row.last_seen = group.first_seen, group.last_seen
             row.severity = severity[group.key]
             result.stored += 1
+            result.new_ids.append(row.id)
             result.aggregated_into_existing += group.count - 1
         else:
             row.count += group.count
@@ -307,6 +320,8 @@ def ingest(
         row.updated_at = now
         session.add(row)
         result.alert_ids.append(row.id)
+        row_of[group.key] = row.id
+    result.kept = [(alert, row_of[key]) for alert, key in key_of]
     return result
 
 

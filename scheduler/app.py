@@ -47,6 +47,8 @@ from scheduler.telemetry import traceparent_of
 log = logging.getLogger(__name__)
 
 NODE_TOKEN_TTL = SERVICE_TOKEN_MAX
+# sensor batches and element telemetry get settings.alerts_max_body_bytes (scheduler.incidents)
+LARGE_BODY_PATHS = ("/v1/alerts", "/v1/agent/telemetry")
 CLAIM_COALESCE_S = 0.01
 
 
@@ -161,7 +163,8 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
         lifespan=lifespan,
         description="Reference scheduler protected by cntrust.",
     )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    big = {path: settings.alerts_max_body_bytes for path in LARGE_BODY_PATHS}
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, overrides=big)
     requests = RequestCounter(app.router)
     app.add_middleware(CountRequests, counter=requests)
     install(app)
@@ -489,6 +492,7 @@ def install_layers(service: Service) -> None:
     replication unless ``settings.replication`` is off). Cedar authorization is installed by
     the Service itself; provenance needs its own keys and threads (see scheduler.local)."""
     from scheduler.identity_layer import install as install_identity
+    from scheduler.incidents import IncidentLayer
     from scheduler.replication import Replication, ReplicationConfig
     from scheduler.trust_wiring import TrustLayer
 
@@ -504,6 +508,7 @@ def install_layers(service: Service) -> None:
     from scheduler.policy_wiring import install_placement
 
     install_placement(service)  # the Cedar placement filter and decision records
+    IncidentLayer.install(service)  # alerts -> incidents -> quarantine / revocation
 
 
 def issue_tenant_token(service: Service, tenant: str, ttl: timedelta) -> str:

@@ -76,6 +76,9 @@ _ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "alert.read": frozenset({"analyst", "admin", "regulator"}),
     "alert.triage": frozenset({"analyst", "admin"}),
     "alert.suppress": frozenset({"analyst", "admin"}),
+    "quarantine.read": frozenset({"analyst", "admin", "regulator", "operator"}),
+    "quarantine.manage": frozenset({"analyst", "admin"}),
+    "telemetry.ingest": frozenset({"node"}),
 }
 
 

@@ -196,6 +196,9 @@ class Scenario:
         from scheduler.demo_regulator import regulator_steps
 
         regulator_steps(self, hello["id"])  # bundle, offline + chain, monitor, tampered copies
+        from scheduler import demo_ids  # the three IDS layers and the response loop
+
+        demo_ids.run(self)
 
     def report(self) -> bool:
         table = Table("step", "expected", "observed", "", title="cntrust demo")
@@ -221,7 +224,11 @@ def run_demo(
             console.print(f"[red]error:[/] {root} is not empty; the demo needs a fresh directory")
             return False
         settings = Settings(
-            data_dir=root, heartbeat_timeout_s=3.0, heartbeat_interval_s=0.5, database_url=None
+            data_dir=root,
+            heartbeat_timeout_s=3.0,
+            heartbeat_interval_s=0.5,
+            database_url=None,
+            alerts_track="by_dst",  # a spoofed flood aggregates by its target
         )
         deployment = Deployment(
             settings, port=free_port(), nodes=default_nodes(3), quiet_agents=True

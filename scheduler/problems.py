@@ -104,24 +104,29 @@ def install(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse bodies larger than ``limit`` bytes with 413 problem+json."""
+    """ASGI middleware: refuse bodies larger than ``limit`` bytes with 413 problem+json.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    ``overrides`` gives exact paths their own (still bounded) limit, e.g. sensor batches
+    on ``/v1/alerts``."""
+
+    def __init__(self, app: ASGIApp, limit: int, overrides: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.overrides = dict(overrides or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.overrides.get(scope.get("path", ""), self.limit)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
-                    declared = self.limit + 1
-                if declared > self.limit:
-                    await self._refuse(send)
+                    declared = limit + 1
+                if declared > limit:
+                    await self._refuse(send, limit)
                     return
         seen = 0
         refused = False
@@ -131,7 +136,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     refused = True
                     raise _TooLarge
             return message
@@ -140,15 +145,15 @@ class BodyLimit:
             await self.app(scope, limited, send)
         except _TooLarge:
             if refused:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         body = json.dumps(
             {
                 "type": PROBLEM_BASE + "too-large",
                 "title": "Request body too large",
                 "status": 413,
-                "detail": f"the body exceeds {self.limit} bytes",
+                "detail": f"the body exceeds {limit} bytes",
             }
         ).encode()
         await send(

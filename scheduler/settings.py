@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     replication_min_share: float = Field(default=0.05, ge=0, le=1)
     replication_max_share: float = Field(default=0.5, ge=0, le=1)
     replication_max_replicas: int = Field(default=2, ge=1, le=4)
+    # alert handling (scheduler.incidents): aggregation key of /v1/alerts (by_both, by_src,
+    # by_dst for spoofed floods, by_rule), the larger body limit of sensor batches and
+    # element telemetry, and whether a high-severity incident also revokes the node
+    alerts_track: str = "by_both"
+    alerts_max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, le=64 * 1024 * 1024)
+    incident_revoke: bool = False
 
     @field_validator("database_url")
     @classmethod
@@ -58,6 +64,13 @@ class Settings(BaseSettings):
         if self.replication_min_share > self.replication_max_share:
             raise ValueError("replication_min_share must be <= replication_max_share")
         return self
+
+    @field_validator("alerts_track")
+    @classmethod
+    def _known_track(cls, value: str) -> str:
+        if value not in ("by_both", "by_src", "by_dst", "by_rule"):
+            raise ValueError("alerts_track must be by_both, by_src, by_dst or by_rule")
+        return value
 
     @property
     def effective_database_url(self) -> str:

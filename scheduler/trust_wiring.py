@@ -41,11 +41,10 @@ from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 import trust
-from scheduler import store
+from scheduler import quarantine
 from scheduler.errors import Conflict, NotFound
-from scheduler.models import ACTIVE_STATES, Node, NodeStatus, Task, TaskState
+from scheduler.models import Node, NodeStatus, Task, TaskState
 from scheduler.placement import NodeView
-from scheduler.provenance_actions import record_response_action, service_actor
 from scheduler.provenance_fields import fill_trust_at_placement
 from scheduler.tables.trust import TrustEvidence, TrustQuarantine
 from scheduler.trust_placement import NodeTrustView, TrustFilter, TrustRanker
@@ -363,21 +362,22 @@ class TrustLayer:
 
     def _quarantine(self, session: Session, decision: trust.QuarantineDecision) -> None:
         node_id = decision.node_id
-        now = self.service.clock()
         self.engine.quarantine(node_id)
         self._reasons[node_id] = decision.reason
         requeued = 0
-        node = session.get(Node, node_id)
-        if node is not None:
-            if node.status != NodeStatus.CORDONED:
-                store.set_node_status(session, node_id, NodeStatus.CORDONED, now)
-            why = f"requeued: node {node_id} quarantined by trust ({decision.reason})"
-            held = session.exec(
-                select(Task).where(Task.node_id == node_id, col(Task.state).in_(ACTIVE_STATES))
+        if session.get(Node, node_id) is not None:
+            # the scheduler's one quarantine path: cordon, requeue, record the response
+            row = quarantine.quarantine_node(
+                self.service,
+                session,
+                node_id,
+                source="trust",
+                reason=decision.reason,
+                reference_id=decision.evidence_id,
+                actor=SOURCE,
+                detail={"trust_per_mille": round(decision.direct_score * 1000)},
             )
-            for task in list(held):
-                store.requeue(session, task, now, why)
-                requeued += 1
+            requeued = row.requeued
         session.add(
             TrustQuarantine(
                 node_id=node_id,
@@ -389,22 +389,12 @@ class TrustLayer:
                 requeued=requeued,
             )
         )
-        record_response_action(  # the provenance record, in this same transaction
-            self.service,
-            session,
-            "quarantine",
-            f"node/{node_id}",
-            "trust.quarantine.score_below_threshold",
-            service_actor(self.service, "trust"),
-            source="trust",
-            evidence_ids=(decision.evidence_id,) if decision.evidence_id else (),
-            trust_per_mille=round(decision.direct_score * 1000),
-        )
         log.warning("node %s quarantined by trust: %s", node_id, decision.reason)
 
-    def release(self, session: Session, node_id: str, by: str) -> int:
-        """Lift the node's trust quarantine and cordon (back online); the evidence stays.
-        Returns how many quarantine records were closed.
+    def release(self, session: Session, node_id: str, by: str, note: str = "") -> int:
+        """Lift the node's trust quarantine (through :func:`scheduler.quarantine.release_node`:
+        the node goes back online unless another quarantine remains); the evidence stays.
+        Returns how many trust quarantine records were closed.
 
         Raises:
             NotFound: no such node.
@@ -427,17 +417,17 @@ class TrustLayer:
             row.released_at = now
             row.released_by = by[:200]
             session.add(row)
-        if node.status == NodeStatus.CORDONED:
-            store.set_node_status(session, node_id, NodeStatus.ONLINE, now)
-        record_response_action(
-            self.service,
-            session,
-            "release",
-            f"node/{node_id}",
-            "trust.release.by_operator",
-            by,
-            source="admin",
-        )
+        if node.status == NodeStatus.CORDONED or quarantine.active_quarantines(
+            session, node_id, ["trust"]
+        ):
+            quarantine.release_node(
+                self.service,
+                session,
+                node_id,
+                by=by,
+                note=note or "trust quarantine released",
+                sources=("trust",),
+            )
         with self.lock:
             self._fresh()
             if self._ensure(session, node_id):

@@ -7,9 +7,11 @@ the library carries no HTTP client. Batches are JSON lists of EVE alert dicts PO
 `{server}/v1/alerts` with `Authorization: Bearer <token>`.
 
 Invariants: alerts are shipped in order; a batch is sent when it reaches `batch_size` or
-when `flush_interval_s` passed since the first alert in it; a failed POST (non-2xx status or
-raised OSError) is retried on the next flush, and the pending queue is bounded by
-`max_pending` (oldest alerts dropped and counted in `dropped_alerts`).
+when `flush_interval_s` passed since the first alert in it; no POST body is larger than
+`max_batch_bytes` (a batch is cut short by size; an alert larger than that on its own is
+dropped and counted in `oversized_alerts`, as the server would refuse it for ever); a failed
+POST (non-2xx status or raised OSError) is retried on the next flush, and the pending queue
+is bounded by `max_pending` (oldest alerts dropped and counted in `dropped_alerts`).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class AlertShipper:
         flush_interval_s: float = 1.0,
         max_pending: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        max_batch_bytes: int = 1_048_576,
     ) -> None:
         self.url = server.rstrip("/") + "/v1/alerts"
         self.headers = {"Content-Type": "application/json"}
@@ -90,6 +93,23 @@ class AlertShipper:
         self.shipped = 0
         self.failed_posts = 0
         self.dropped_alerts = 0
+        self.max_batch_bytes = max_batch_bytes
+        self.oversized_alerts = 0
+        self.posts = 0
+
+    def _next_body(self) -> tuple[int, bytes]:
+        """The next POST body: as many pending alerts (up to `batch_size`) as fit in
+        `max_batch_bytes`, and how many that is (0: the first alert alone is too large)."""
+        parts: list[bytes] = []
+        size = 2  # the brackets
+        for i in range(min(self.batch_size, len(self.pending))):
+            part = json.dumps(self.pending[i], separators=(",", ":")).encode()
+            extra = len(part) + (1 if parts else 0)
+            if size + extra > self.max_batch_bytes:
+                break
+            parts.append(part)
+            size += extra
+        return len(parts), b"[" + b",".join(parts) + b"]"
 
     def add(self, alerts: list[dict[str, Any]]) -> None:
         """Queue alerts; send when a batch is full or old enough."""
@@ -113,19 +133,23 @@ class AlertShipper:
     def flush(self) -> bool:
         """Send all pending alerts in batches; False if a POST failed (alerts kept)."""
         while self.pending:
-            batch = [self.pending[i] for i in range(min(self.batch_size, len(self.pending)))]
-            body = json.dumps(batch, separators=(",", ":")).encode()
+            count, body = self._next_body()
+            if count == 0:
+                self.pending.popleft()
+                self.oversized_alerts += 1
+                continue
             try:
                 status = self.post(self.url, body, dict(self.headers))
             except OSError:
                 status = 0
+            self.posts += 1
             if not 200 <= status < 300:
                 self.failed_posts += 1
                 self.first_pending_at = self.clock()
                 return False
-            for _ in batch:
+            for _ in range(count):
                 self.pending.popleft()
-            self.shipped += len(batch)
+            self.shipped += count
         self.first_pending_at = None
         return True
 

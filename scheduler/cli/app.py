@@ -10,6 +10,7 @@ from scheduler.cli import (
     identity_cmd,
     ids_cmd,
     ids_scenarios_cmd,
+    incidents_cmd,
     policy_cmd,
     trust_cmd,
 )
@@ -41,6 +42,8 @@ node_app.command("enroll")(identity_cmd.enroll)
 node_app.command("revoke")(identity_cmd.revoke)
 app.add_typer(ids_cmd.app, name="ids", help="Intrusion detection: scan pcaps, run a sensor.")
 app.add_typer(ids_scenarios_cmd.app, name="ids-scenarios", help="Generate labelled attack pcaps.")
+app.add_typer(incidents_cmd.incidents_app, name="incidents", help="Correlated incidents.")
+app.add_typer(incidents_cmd.quarantine_app, name="quarantine", help="Quarantined nodes.")
 
 
 @app.command()

@@ -118,7 +118,10 @@ def sensor(
     ] = None,
     var: Annotated[list[str] | None, typer.Option("--var", help="NAME=VALUE")] = None,
     node_id: Annotated[str | None, typer.Option(help="node id put in cntrust.node_id")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    batch_size: Annotated[int, typer.Option(min=1, max=1_000)] = 100,
+    max_batch_bytes: Annotated[
+        int, typer.Option(min=4096, max=64 * 1024 * 1024, help="cut batches by size")
+    ] = 1024 * 1024,
     flush_s: Annotated[float, typer.Option(min=0.05)] = 1.0,
     max_packets: Annotated[int | None, typer.Option(min=1, help="stop after N frames")] = None,
     duration_s: Annotated[float | None, typer.Option(min=0.1, help="stop after S s")] = None,
@@ -143,7 +146,14 @@ def sensor(
         except httpx.HTTPError as exc:
             raise OSError(str(exc)) from exc
 
-    shipper = AlertShipper(server, token, post, batch_size=batch_size, flush_interval_s=flush_s)
+    shipper = AlertShipper(
+        server,
+        token,
+        post,
+        batch_size=batch_size,
+        flush_interval_s=flush_s,
+        max_batch_bytes=max_batch_bytes,
+    )
     try:
         frames = run_sensor(
             engine, af_packet_source(iface), shipper, max_packets=max_packets, duration_s=duration_s
@@ -157,6 +167,6 @@ def sensor(
         client.close()
     typer.echo(
         f"frames={frames} alerts_shipped={shipper.shipped} failed_posts={shipper.failed_posts} "
-        f"pending={len(shipper.pending)}",
+        f"pending={len(shipper.pending)} oversized_dropped={shipper.oversized_alerts}",
         err=True,
     )

@@ -27,6 +27,7 @@ from scheduler import alerts
 from scheduler.app import Caller, json_list_response, json_response
 from scheduler.authz import Resource
 from scheduler.errors import InvalidRequest, NotFound
+from scheduler.incidents import BatchOutcome, ingest_batch
 from scheduler.service import Service
 from scheduler.tables.alerts import AlertAggregate, AlertSuppression
 
@@ -136,6 +137,10 @@ class IngestOut(BaseModel):
     suppressed: int
     alert_ids: list[str]
     suppressed_by: dict[str, int]
+    incidents: list[str] = Field(default_factory=list)
+    quarantined: list[str] = Field(default_factory=list)
+    revoked: list[str] = Field(default_factory=list)
+    trust_evidence: int = 0
 
 
 class TriageIn(BaseModel):
@@ -181,17 +186,23 @@ async def ingest_alerts(request: Request, who: Caller) -> Response:
     service.authorize(who, "alert.ingest", Resource("alert"))
     config = alerts.config_of(request.app.state)
     batch = alerts.parse_alert_batch(await request.body(), config.max_alerts_per_request)
-    now = service.clock()
-    result = await service.write(lambda s: alerts.ingest(s, batch, now, config.track, who.label))
-    return json_response(
-        IngestOut(
-            received=result.received,
-            stored=result.stored,
-            aggregated_into_existing=result.aggregated_into_existing,
-            suppressed=result.suppressed,
-            alert_ids=result.alert_ids,
-            suppressed_by=result.suppressed_by,
-        )
+    outcome = await ingest_batch(service, batch, who.label, config.track)
+    return json_response(ingest_out(outcome))
+
+
+def ingest_out(outcome: BatchOutcome) -> IngestOut:
+    result = outcome.ingest
+    return IngestOut(
+        received=result.received,
+        stored=result.stored,
+        aggregated_into_existing=result.aggregated_into_existing,
+        suppressed=result.suppressed,
+        alert_ids=result.alert_ids,
+        suppressed_by=result.suppressed_by,
+        incidents=outcome.incidents,
+        quarantined=outcome.quarantined,
+        revoked=outcome.revoked,
+        trust_evidence=outcome.evidence,
     )
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from scheduler.app import NODE_TOKEN_TTL, Caller
 from scheduler.authz import Resource
 from scheduler.identity_layer import Enrollment, IdentityLayer, install
+from scheduler.incidents import observe_enrollment
 from scheduler.schemas import NAME_PATTERN
 from scheduler.service import Service
 
@@ -99,6 +100,10 @@ async def enroll(body: EnrollIn, request: Request) -> EnrollOut:
     service, layer = _layer(request)
     enrollment = layer.begin_enrollment(body.join_token, body.csr_pem, body.node_id)
     await service.write(enrollment.record)
+    source_ip = request.client.host if request.client else "0.0.0.0"  # noqa: S104 (unknown)
+    await observe_enrollment(  # whole-network layer: Sybil bursts of enrollments
+        service, enrollment.node_id, enrollment.operator, source_ip, service.clock()
+    )
     return enroll_out(service, enrollment)
 
 

@@ -130,3 +130,16 @@ def test_af_packet_capture_on_loopback_sees_udp_once() -> None:
         if time.monotonic() > deadline:
             break
     assert len(seen) == 1
+
+
+def test_batches_are_cut_by_size_and_an_oversized_alert_is_dropped() -> None:
+    post = FakePost()
+    sh = AlertShipper("http://x", "t", post, batch_size=100, max_batch_bytes=200)
+    small = [{"event_type": "alert", "n": i, "pad": "x" * 40} for i in range(6)]
+    huge = {"event_type": "alert", "n": 99, "pad": "y" * 500}
+    sh.add([*small[:3], huge, *small[3:]])
+    assert sh.flush()
+    bodies = [body for _u, body, _h in post.calls]
+    assert all(len(json.dumps(b, separators=(",", ":"))) <= 200 for b in bodies)
+    assert [a["n"] for b in bodies for a in b] == [0, 1, 2, 3, 4, 5]  # order kept
+    assert len(bodies) >= 2 and sh.oversized_alerts == 1 and sh.shipped == 6

@@ -174,14 +174,24 @@ def test_empty_list_is_accepted(api, service):
         "suppressed": 0,
         "alert_ids": [],
         "suppressed_by": {},
+        "incidents": [],
+        "quarantined": [],
+        "revoked": [],
+        "trust_evidence": 0,
     }
 
 
-def test_body_over_the_app_limit_is_413(api, service):
-    resp = api.post(
-        "/v1/alerts", content=json.dumps([alert()] * 60).encode(), headers=sensor(service)
-    )
+def test_sensor_batches_have_their_own_bounded_limit(api, service):
+    over_app_limit = json.dumps([alert()] * 60).encode()
+    assert len(over_app_limit) > service.settings.max_body_bytes
+    resp = api.post("/v1/alerts", content=over_app_limit, headers=sensor(service))
+    assert resp.status_code == 200, resp.text
+    limit = service.settings.alerts_max_body_bytes
+    huge = b"[" + b" " * limit + b"]"
+    resp = api.post("/v1/alerts", content=huge, headers=sensor(service))
     assert resp.status_code == 413
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert str(limit) in resp.json()["detail"]
 
 
 def test_who_may_post_alerts(api, service):

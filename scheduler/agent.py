@@ -41,6 +41,9 @@ class AgentConfig:
     slots: int | None = None
     claim_wait_s: float = 10.0
     ca_bundle: str | None = None
+    # push-mode attestation (scheduler.attest_agent); None: the scheduler's interval
+    attest: bool = True
+    attest_interval_s: float | None = None
 
 
 class AgentError(Exception):
@@ -258,9 +261,22 @@ class Agent:
                 asyncio.create_task(self._claim_loop(client)),
                 asyncio.create_task(self._report_loop(client)),
             ]
+            if self.config.attest:
+                from scheduler.attest_agent import Attester
+
+                attester = Attester(
+                    self.config.data_dir,
+                    accelerators=self.config.accelerators,
+                    interval_s=self.config.attest_interval_s,
+                )
+                loops.append(
+                    asyncio.create_task(
+                        attester.loop(client, self._auth, lambda: self.node_id, self._stop)
+                    )
+                )
             await self._stop.wait()
             loops[1].cancel()
-            await asyncio.gather(loops[0], loops[2], return_exceptions=True)
+            await asyncio.gather(loops[0], *loops[2:], return_exceptions=True)
             with contextlib.suppress(asyncio.CancelledError):
                 await loops[1]
 

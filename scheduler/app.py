@@ -134,6 +134,8 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
 
                 def op(session: Session, now: float = now) -> list[store.Transition]:
                     store.expire_nodes(session, now, settings.heartbeat_timeout_s)
+                    for hook in service.maintenance_hooks:
+                        hook(session, now)
                     return store.place_pending(session, now, service.pipeline)
 
                 for placed in await service.write(op):
@@ -465,8 +467,9 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
 
 def install_layers(service: Service) -> None:
     """Wire the security layers into a service (once): identity's revocation check on
-    every authentication, and the trust engine (evidence from finished tasks, the
-    placement filter and ranker, quarantine). Cedar authorization is installed by the
+    every authentication, the trust engine (evidence from finished tasks, the
+    placement filter and ranker, quarantine) and attestation (appraisal, and the gate
+    when ``settings.attestation_gate`` is on). Cedar authorization is installed by the
     Service itself; provenance needs its own keys and threads (see scheduler.local)."""
     from scheduler.identity_layer import install as install_identity
     from scheduler.trust_wiring import TrustLayer
@@ -474,6 +477,9 @@ def install_layers(service: Service) -> None:
     install_identity(service)
     if not isinstance(getattr(service, "trust", None), TrustLayer):
         TrustLayer.install(service)
+    from scheduler.attestation import AttestationLayer
+
+    AttestationLayer.install(service)
 
 
 def issue_tenant_token(service: Service, tenant: str, ttl: timedelta) -> str:

@@ -28,6 +28,9 @@ class NodeView:
     gpu_used: int
     active_tasks: int
     attributes: dict[str, object] = field(default_factory=dict)
+    # the node's current attestation result (scheduler.attestation_gate reads them)
+    attestation_status: str | None = None
+    attestation_expires_at: float | None = None
 
     @property
     def gpu_total(self) -> int:

@@ -160,6 +160,8 @@ def node_view(node: Node) -> NodeView:
         gpu_used=node.gpu_used,
         active_tasks=node.active_tasks,
         attributes=dict(node.labels),
+        attestation_status=node.attestation_status,
+        attestation_expires_at=node.attestation_expires_at,
     )
 
 
@@ -216,6 +218,8 @@ def try_place(
         return result
     node = next(n for n in candidates if n.id == result.node_id)
     transition(session, task, TaskState.PLACED, now, result.reason, node=node)
+    if node.attestation_id is not None:  # what placement relied on, for provenance
+        _set(task, attestation_id=node.attestation_id, attestation_status=node.attestation_status)
     return result
 
 

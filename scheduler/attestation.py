@@ -87,6 +87,8 @@ class EvidenceRefused(SchedulerError):
         self.status = status
         kind = "nonce" if reason.startswith("nonce") else "evidence"
         suffix = reason.removeprefix("nonce_") if kind == "nonce" else reason
+        if reason == "nonce":  # the evidence answers another nonce than the one named
+            suffix = "mismatch"
         self.type_slug = f"attestation-{kind}-{suffix.replace('_', '-')}"
 
 

@@ -19,6 +19,7 @@ from tests.unit.scheduler import attest_helpers as ah
 from tests.unit.scheduler.helpers import add_node, add_tenant, admin, claim, submit
 
 PROBLEM = "https://cntrust.dev/problems/"
+MALFORMED = "attestation-evidence-malformed"
 
 
 def problem_type(resp) -> str:
@@ -195,10 +196,10 @@ def test_measurements_matching_no_reference_set_are_contraindicated(api, service
     ("body", "expected"),
     [
         ({"type": "eat", "nonce": "!!!", "eat": "a.b.c"}, "attestation-evidence-malformed"),
-        ({"type": "eat", "nonce": ah.b64u(b"x" * 8), "eat": "a.b.c"}, "attestation-evidence-malformed"),
+        ({"type": "eat", "nonce": ah.b64u(b"x" * 8), "eat": "a.b.c"}, MALFORMED),
         ({"type": "pdf", "nonce": ah.b64u(b"x" * 32)}, "attestation-evidence-malformed"),
         ({"type": "eat", "nonce": ah.b64u(b"x" * 32)}, "attestation-evidence-malformed"),
-        ({"type": "eat", "nonce": ah.b64u(b"x" * 32), "eat": "not a jws"}, "attestation-evidence-malformed"),
+        ({"type": "eat", "nonce": ah.b64u(b"x" * 32), "eat": "not a jws"}, MALFORMED),
         ({"type": "tpm-quote", "nonce": ah.b64u(b"x" * 32), "quote": "AA", "signature": "AA",
           "measurement_log": "[{]"}, "attestation-evidence-measurement-log"),
         ({"type": "eat", "nonce": "x", "extra": 1}, "invalid-request"),

@@ -54,6 +54,7 @@ from scheduler.attestation_store import (
     DEFAULT_NODE_CLASS,
     DbNonces,
     ReferenceValues,
+    ensure_local_refvalues,
     issue_nonce,
     load_or_create_refvalues_key,
     prune_nonces,
@@ -420,3 +421,15 @@ def _checked_key(jwk: dict[str, Any]) -> VerificationKey:
         return verification_key_from_jwk(jwk)
     except TokenVerificationError as exc:
         raise EvidenceRefused(f"attestation key refused: {exc}", "key") from exc
+
+
+def trust_local_agents(service: Service) -> str | None:
+    """``cntrust up`` / ``cntrust demo``: reference values for this installation's own
+    agents (their measurements as computed here), so the embedded deployment attests
+    out of the box. Returns the id of the set added, or None if one matched already."""
+    from scheduler.attest_agent import local_measurements
+
+    layer = AttestationLayer.install(service)
+    measured = local_measurements()
+    now = service.clock()
+    return service.write_sync(lambda s: ensure_local_refvalues(s, layer.refvalues, measured, now))

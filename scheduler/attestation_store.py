@@ -255,3 +255,33 @@ def refset_out(row: AttestationReferenceSet, values: ReferenceValueSet | None, n
         "retired_at": row.retired_at,
         "values": values.to_dict() if values is not None else None,
     }
+
+
+LOCAL_FIRMWARE_MINIMUMS = {"GPU/sim-a100": "1.0", "GPU/generic": "1.0", "FPGA/generic": "1.0"}
+
+
+def ensure_local_refvalues(
+    session: Session,
+    refvalues: ReferenceValues,
+    measurements: Mapping[str, bytes],
+    now: float,
+    node_class: str = DEFAULT_NODE_CLASS,
+) -> str | None:
+    """``cntrust up``: make sure the newest accepted set of ``node_class`` holds this
+    installation's own agent measurements; add the next version if not. Returns the id of
+    the set added, or None when one already matched."""
+    for values in refvalues.accepted(session, node_class, now):
+        if all(digest in values.components.get(name, ()) for name, digest in measurements.items()):
+            return None
+    newest = session.exec(
+        select(AttestationReferenceSet.version)
+        .where(AttestationReferenceSet.node_class == node_class)
+        .order_by(col(AttestationReferenceSet.version).desc())
+    ).first()
+    data = {
+        "node_class": node_class,
+        "version": (newest or 0) + 1,
+        "components": {name: [digest.hex()] for name, digest in measurements.items()},
+        "accelerator_firmware_minimums": LOCAL_FIRMWARE_MINIMUMS,
+    }
+    return refvalues.add(session, refvalues.sign(data), now, "cntrust-up")

@@ -174,6 +174,10 @@ class Scenario:
         else:
             self.check("task starts running", "running", running["state"], False)
 
+        from scheduler import attest_demo
+
+        attest_demo.run(self, alice)
+
         out.rule("[bold]one trace per task")
         assert self.d.service is not None
         trace_id = done["trace_id"]
@@ -214,7 +218,11 @@ def run_demo(
             console.print(f"[red]error:[/] {root} is not empty; the demo needs a fresh directory")
             return False
         settings = Settings(
-            data_dir=root, heartbeat_timeout_s=3.0, heartbeat_interval_s=0.5, database_url=None
+            data_dir=root,
+            heartbeat_timeout_s=3.0,
+            heartbeat_interval_s=0.5,
+            database_url=None,
+            attestation_interval_s=1.0,
         )
         deployment = Deployment(
             settings, port=free_port(), nodes=default_nodes(3), quiet_agents=True

@@ -47,7 +47,7 @@ def _wait(service: Service, task_id: str, timeout: float = 10.0) -> float:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def run(rounds: int) -> dict[str, list[float]]:

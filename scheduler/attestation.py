@@ -247,6 +247,20 @@ class AttestationLayer:
 
         return op
 
+    def reset_key(self, node_id: str) -> Callable[[Session], bool]:
+        """The write forgetting ``node_id``'s key binding; False when there was none."""
+
+        def op(session: Session) -> bool:
+            row = session.get(AttestationKey, node_id)
+            if row is None:
+                if session.get(Node, node_id) is None:
+                    raise NotFound(f"node {node_id} not found")
+                return False
+            session.delete(row)
+            return True
+
+        return op
+
     # -- appraisal ------------------------------------------------------------------------
     def appraise(self, node_id: str, evidence: Evidence) -> Callable[[Session], AttestationResult]:
         """The write that appraises ``evidence`` from the authenticated ``node_id``, stores

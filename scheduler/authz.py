@@ -72,6 +72,7 @@ _ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "identity.join_token.create": frozenset({"admin"}),
     "node.revoke": frozenset({"admin"}),
     "node.attest": frozenset({"node"}),
+    "node.attest.reset": frozenset({"admin"}),
     "refvalues.manage": frozenset({"admin"}),
     "refvalues.read": frozenset({"admin", "operator", "analyst", "regulator"}),
     "alert.ingest": frozenset({"sensor", "admin"}),

@@ -121,6 +121,18 @@ async def evidence(body: EvidenceIn, request: Request, who: Caller) -> dict[str,
     }
 
 
+@router.post("/v1/attestation/nodes/{node_id}/key/reset")
+async def reset_key(node_id: str, request: Request, who: Caller) -> dict[str, Any]:
+    """Administrators: forget a node's attestation key binding (e.g. after the node lost
+    its data dir), so its next registration binds a new key. Its current result stays
+    until it expires or is replaced."""
+    layer = layer_of(request)
+    service = layer.service
+    service.authorize(who, "node.attest.reset", Resource("node", node_id))
+    removed = await service.write(layer.reset_key(node_id[:64]))
+    return {"node_id": node_id, "reset": removed}
+
+
 @router.get("/v1/attestation/nodes/{node_id}")
 def node_attestation(
     node_id: str, request: Request, who: Caller, limit: int = 20

@@ -243,6 +243,18 @@ def test_a_node_cannot_replace_its_attestation_key(api, service):
         headers=n1,
     )
     assert resp.status_code == 409 and resp.json()["reason"] == "attestation_key_bound"
+    # an administrator can reset the binding; the node cannot
+    assert api.post("/v1/attestation/nodes/n1/key/reset", headers=n1).status_code == 403
+    reset = api.post("/v1/attestation/nodes/n1/key/reset", headers=admin(service))
+    assert reset.status_code == 200 and reset.json()["reset"] is True
+    resp = api.post(
+        "/v1/attestation/key",
+        json={"jwk": other.public().to_jwk(), "ueid": "01" + "ab" * 32},
+        headers=n1,
+    )
+    assert resp.status_code == 200
+    gone = api.post("/v1/attestation/nodes/ghost/key/reset", headers=admin(service))
+    assert gone.status_code == 404
 
 
 def test_only_nodes_attest_and_only_admins_manage_reference_values(api, service):
@@ -404,3 +416,28 @@ def test_refusals_leave_history_untouched(api, service):
             session.exec(select(TaskEvent).where(col(TaskEvent.reason).contains("attestation")))
         )
     assert count == 1 and events == []
+
+
+def test_fuzzed_evidence_through_the_api_gets_a_result_or_a_specific_refusal(api, service):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    n1 = add_node(api, service, "n1")
+    before = node_row(service, "n1").attestation_id
+    jws = st.tuples(
+        st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", max_size=60),
+        st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", max_size=200),
+        st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", max_size=90),
+    ).map(".".join)
+    tokens = st.one_of(jws, st.text(max_size=100))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(tokens)
+    def check(token):  # type: ignore[no-untyped-def]
+        issued = ah.new_nonce(api, n1)
+        resp = ah.send(api, n1, issued["nonce"], token)
+        assert resp.status_code in (413, 422), resp.text
+        assert problem_type(resp).startswith(("attestation-", "invalid-request"))
+
+    check()
+    assert node_row(service, "n1").attestation_id == before  # nothing was recorded

@@ -416,6 +416,30 @@ class AttestationLayer:
         if swept:
             self.last_sweep = swept
             log.warning("attestation gate requeued work of %s", ", ".join(sorted(swept)))
+            from scheduler.service import ResponseAction
+
+            for node_id, requeued in sorted(swept.items()):
+                node = session.get(Node, node_id)
+                why = gate_reason(
+                    node.attestation_status if node else None,
+                    node.attestation_expires_at if node else None,
+                    now,
+                )
+                self.service.record_response(
+                    session,
+                    ResponseAction(
+                        action="response.quarantine",
+                        subject=node_id,
+                        reason=f"excluded by attestation: {why}",
+                        actor=self.verifier_id,
+                        source="attestation",
+                        at=now,
+                        detail={
+                            "result_id": node.attestation_id if node else None,
+                            "requeued": requeued,
+                        },
+                    ),
+                )
         prune_nonces(session, now, retain_s=self.nonce_ttl_s)
 
     # -- reads ----------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def test_the_maintenance_loop_requeues_work_when_a_result_expires(api, service, 
         assert time.monotonic() < deadline, "the expired result was not detected"
         time.sleep(0.05)
     assert "attestation result expired" in row.reason
+    assert service.attestation.last_sweep == {"n1": [task["id"]]}
 
 
 def test_a_nonce_issued_by_one_replica_is_single_use_on_every_replica(
@@ -121,3 +122,17 @@ def test_the_agent_digest_follows_the_code_on_disk(tmp_path, monkeypatch):
 
     with pytest.raises(AttestError, match="not found"):
         agent_digest(("no_such_module_here",))
+
+
+def test_an_expiry_that_requeues_work_is_a_response_action(api, service, clock):
+    seen = []
+    service.response_hooks.append(lambda session, action: seen.append(action))
+    alice = add_tenant(api, service, "alice")
+    node = add_node(api, service, "n1")
+    task = submit(api, alice)
+    claim(api, node)
+    clock.advance(91)
+    service.write_sync(lambda s: service.attestation.maintain(s, clock()))
+    expired = [a for a in seen if a.action == "response.quarantine"]
+    assert len(expired) == 1 and "attestation result expired" in expired[0].reason
+    assert expired[0].detail["requeued"] == [task["id"]]

@@ -100,6 +100,7 @@ def test_drifted_measurements_exclude_the_node_and_requeue_its_work(api, service
 
 
 def test_an_expired_result_is_detected_without_new_evidence(api, service, clock):
+    service.settings.heartbeat_timeout_s = 10_000  # the node stays online; only its result ages
     alice = add_tenant(api, service, "alice")
     n1 = add_node(api, service, "n1")
     task = submit(api, alice)

@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -42,6 +43,25 @@ class RunResult:
 
 
 PRLIMIT = shutil.which("prlimit")
+_FOUND_TTL_S = 30.0
+_found: dict[tuple[str, str], float] = {}  # (command, PATH) -> monotonic time it was found
+
+
+def _executable_exists(command: str, path: str) -> bool:
+    """``shutil.which`` with a short memory of positive answers (each lookup stats every
+    PATH entry; a command that disappears meanwhile still fails cleanly at exec)."""
+    key = (command, path)
+    now = time.monotonic()
+    seen = _found.get(key)
+    if seen is not None and now - seen < _FOUND_TTL_S:
+        return True
+    if shutil.which(command, path=path) is None:
+        _found.pop(key, None)
+        return False
+    if len(_found) > 1024:
+        _found.clear()
+    _found[key] = now
+    return True
 
 
 def _limit_values(spec: TaskSpec) -> dict[int, int]:
@@ -82,7 +102,12 @@ def _command(spec: TaskSpec) -> tuple[list[str], bool]:
 def run_task(spec: TaskSpec, scratch_root: Path, *, keep_scratch: bool = False) -> RunResult:
     """Run ``spec`` to completion or timeout. Never raises for task failures."""
     scratch = scratch_root / spec.id
-    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(scratch, 0o700)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     out_path = scratch / ".stdout"
     env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -97,7 +122,7 @@ def run_task(spec: TaskSpec, scratch_root: Path, *, keep_scratch: bool = False) 
     with open(out_path, "wb") as out:
         command, needs_hook = _command(spec)
         try:
-            if shutil.which(spec.command[0], path=env["PATH"]) is None:
+            if not _executable_exists(spec.command[0], env["PATH"]):
                 raise FileNotFoundError(2, "no such executable", spec.command[0])
             proc = subprocess.Popen(
                 command,
@@ -121,20 +146,9 @@ def run_task(spec: TaskSpec, scratch_root: Path, *, keep_scratch: bool = False) 
                 started,
                 finished,
             )
-        deadline = time.monotonic() + spec.timeout_s
-        status = 0
-        delay = 0.0005
-        while True:
-            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
-            if pid != 0:
-                break
-            if time.monotonic() >= deadline:
-                error = f"timed out after {spec.timeout_s:g} s"
-                _kill_group(proc.pid)
-                _, status, rusage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(delay)
-            delay = min(delay * 2, 0.02)
+        status, rusage, timed_out_now = _wait(proc.pid, spec.timeout_s)
+        if timed_out_now:
+            error = f"timed out after {spec.timeout_s:g} s"
         proc.returncode = os.waitstatus_to_exitcode(status)
     finished = time.time()
     exit_code = proc.returncode
@@ -155,10 +169,52 @@ def run_task(spec: TaskSpec, scratch_root: Path, *, keep_scratch: bool = False) 
         usage["max_rss_kb"] = float(rusage.ru_maxrss)
     _kill_group(proc.pid)  # anything the task left behind in its group
     if not keep_scratch:
-        shutil.rmtree(scratch, ignore_errors=True)
+        _remove_scratch(scratch, out_path)
     return RunResult(
         spec.id, exit_code, "sha256:" + digest.hexdigest(), usage, error, started, finished
     )
+
+
+def _wait(pid: int, timeout_s: float) -> tuple[int, resource.struct_rusage, bool]:
+    """Wait for the child (``wait4``: its own resource usage); kill its group at the
+    deadline. Returns (status, rusage, timed_out).
+
+    Sleeps on a pidfd, which wakes exactly when the child exits; where pidfds are
+    unavailable it polls with a backoff."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = -1
+    try:
+        delay = 0.0005
+        while True:
+            got, status, rusage = os.wait4(pid, os.WNOHANG)
+            if got != 0:
+                return status, rusage, False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _kill_group(pid)
+                _, status, rusage = os.wait4(pid, 0)
+                return status, rusage, True
+            if pidfd >= 0:
+                select.select([pidfd], [], [], remaining)
+            else:
+                time.sleep(min(delay, remaining))
+                delay = min(delay * 2, 0.02)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+def _remove_scratch(scratch: Path, out_path: Path) -> None:
+    """Remove the task's scratch dir; the common case (only the output file left) takes two
+    system calls instead of a full tree walk."""
+    try:
+        os.unlink(out_path)
+        os.rmdir(scratch)
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _kill_group(pid: int) -> None:

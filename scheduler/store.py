@@ -37,6 +37,7 @@ from scheduler.placement import (
 )
 
 _NODES_KEY = "cntrust.online_nodes"
+_KEEP_KEY = "cntrust.keep"  # strong references for the transaction (see _keep)
 
 _PLACE_CHUNK = 16
 
@@ -67,7 +68,20 @@ def _get(session: Session, model: type[M], key: str) -> M | None:
     """Primary-key lookup without an autoflush: the identity map already holds pending rows,
     so pending writes wait for the batch's one flush instead of one flush per lookup."""
     with session.no_autoflush:
-        return session.get(model, key)
+        found = session.get(model, key)
+    if found is not None:
+        _keep(session, (found,))
+    return found
+
+
+def _keep(session: Session, objects: Sequence[SQLModel]) -> None:
+    """Hold ``objects`` for the rest of the transaction.
+
+    The session's identity map holds clean objects weakly: once a flush has written an
+    object and nothing else refers to it, it is collected, and the next lookup of the same
+    row in the same batch goes back to the database. A batch looks the same rows up
+    several times (a report, then the claim that follows it; the node of each task)."""
+    session.info.setdefault(_KEEP_KEY, []).extend(objects)
 
 
 def record_event(
@@ -188,6 +202,7 @@ def online_nodes(session: Session) -> list[Node]:
             )
         )
         session.info[_NODES_KEY] = cached
+        _keep(session, cached)
     return [n for n in cached if n.status == NodeStatus.ONLINE]
 
 
@@ -268,9 +283,12 @@ def reject_task(session: Session, task: Task, now: float, reason: str) -> Task:
 
 
 def claim_tasks(session: Session, node_id: str, now: float, limit: int) -> list[Task]:
-    """Hand the node up to ``limit`` of its placed tasks and mark them running."""
-    node = _get(session, Node, node_id)
-    if node is None:
+    """Hand the node up to ``limit`` of its placed tasks and mark them running.
+
+    Placed and running are both active states, so the node's counters do not change and
+    the node row is not needed; that the node is registered is checked once per process
+    (nodes are never deleted)."""
+    if not _node_exists(session, node_id):
         raise NotFound(f"node {node_id} is not registered")
     stmt = (
         select(Task)
@@ -280,10 +298,22 @@ def claim_tasks(session: Session, node_id: str, now: float, limit: int) -> list[
         .with_for_update(skip_locked=True)
     )
     tasks = list(session.exec(stmt))
+    reason = f"claimed by {node_id}"
     for task in tasks:
-        transition(session, task, TaskState.RUNNING, now, f"claimed by {node_id}", node=node)
-        task.started_at = now
+        transition(session, task, TaskState.RUNNING, now, reason)
+        _set(task, started_at=now)
     return tasks
+
+
+def _node_exists(session: Session, node_id: str) -> bool:
+    """Nodes are never deleted, so a positive answer is cached for the process."""
+    known: set[str] = session.info.setdefault(SHARED_KEY, {}).setdefault("nodes", set())
+    if node_id in known:
+        return True
+    if _get(session, Node, node_id) is None:
+        return False
+    known.add(node_id)
+    return True
 
 
 @dataclass(frozen=True)
@@ -332,8 +362,8 @@ def report_tasks(
     writes nothing; the others are recorded, and each ``on_finished(session, task)`` hook
     runs for them inside the same transaction (provenance, trust evidence)."""
     ids = [r.task_id for r in reports]
-    with session.no_autoflush:
-        list(session.exec(select(Task).where(col(Task.id).in_(ids))))  # one query, then the map
+    with session.no_autoflush:  # one query; report_task then finds each in the identity map
+        _keep(session, list(session.exec(select(Task).where(col(Task.id).in_(ids)))))
     outcomes: list[Task | SchedulerError] = []
     for item in reports:
         try:
@@ -438,11 +468,11 @@ def place_pending(
     Stops early when no node has free CPU, or when a whole chunk placed nothing
     (the cluster is full for this kind of work), so a long backlog costs little.
     """
-    nodes = online_nodes(session)
     placed: list[Transition] = []
+    nodes: list[Node] | None = None  # loaded only when there is waiting work
     offset = 0
     while offset < limit:
-        if not any(n.cpu_cores - n.cpu_used > 1e-9 for n in nodes):
+        if nodes is not None and not any(n.cpu_cores - n.cpu_used > 1e-9 for n in nodes):
             break
         chunk = list(
             session.exec(
@@ -453,6 +483,12 @@ def place_pending(
                 .limit(_PLACE_CHUNK)
             )
         )
+        if not chunk:
+            break
+        if nodes is None:
+            nodes = online_nodes(session)
+            if not any(n.cpu_cores - n.cpu_used > 1e-9 for n in nodes):
+                break
         placed_in_chunk = 0
         for task in chunk:
             if not _could_fit_somewhere(task, nodes):

@@ -41,6 +41,9 @@ def up(
     except RuntimeError as exc:
         deployment.stop()
         fail(str(exc), 1)
+    from scheduler.runtime import tune_for_service
+
+    tune_for_service()
     console.print(f"[bold green]cntrust is up[/] on {deployment.url}")
     console.print(f"  API docs      {deployment.url}/docs")
     console.print(f"  data dir      {settings.data_dir.resolve()}")

@@ -46,6 +46,9 @@ class AgentConfig:
     ca_bundle: str | None = None
     # present the enrolled node's X.509-SVID from data_dir (mTLS, no bearer token)
     mtls: bool = False
+    # push-mode attestation (scheduler.attest_agent); None: the scheduler's interval
+    attest: bool = True
+    attest_interval_s: float | None = None
 
 
 class AgentError(Exception):
@@ -306,6 +309,19 @@ class Agent:
             if self.identity is not None and transport is not None:
                 loops.append(
                     asyncio.create_task(renewal_loop(self.identity, client, transport, self._stop))
+                )
+            if self.config.attest:
+                from scheduler.attest_agent import Attester
+
+                attester = Attester(
+                    self.config.data_dir,
+                    accelerators=self.config.accelerators,
+                    interval_s=self.config.attest_interval_s,
+                )
+                loops.append(
+                    asyncio.create_task(
+                        attester.loop(client, self._auth, lambda: self.node_id, self._stop)
+                    )
                 )
             await self._stop.wait()
             loops[1].cancel()

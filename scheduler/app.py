@@ -140,6 +140,8 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
 
                 def op(session: Session, now: float = now) -> list[store.Transition]:
                     store.expire_nodes(session, now, settings.heartbeat_timeout_s)
+                    for hook in service.maintenance_hooks:
+                        hook(session, now)
                     return store.place_pending(session, now, service.pipeline)
 
                 for placed in await service.write(op):
@@ -487,10 +489,12 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
 
 def install_layers(service: Service) -> None:
     """Wire the security layers into a service (once): identity's revocation check on
-    every authentication, and the trust engine (evidence from finished tasks, the
+    every authentication, the trust engine (evidence from finished tasks, the
     placement filter and ranker, quarantine, sync between replicas, and verification by
-    replication unless ``settings.replication`` is off). Cedar authorization is installed by
-    the Service itself; provenance needs its own keys and threads (see scheduler.local)."""
+    replication unless ``settings.replication`` is off), attestation (appraisal, and the
+    gate when ``settings.attestation_gate`` is on), the Cedar placement filter and the
+    incident layer. Cedar authorization is installed by the Service itself; provenance
+    needs its own keys and threads (see scheduler.local)."""
     from scheduler.identity_layer import install as install_identity
     from scheduler.incidents import IncidentLayer
     from scheduler.replication import Replication, ReplicationConfig
@@ -509,6 +513,9 @@ def install_layers(service: Service) -> None:
 
     install_placement(service)  # the Cedar placement filter and decision records
     IncidentLayer.install(service)  # alerts -> incidents -> quarantine / revocation
+    from scheduler.attestation import AttestationLayer
+
+    AttestationLayer.install(service)
 
 
 def issue_tenant_token(service: Service, tenant: str, ttl: timedelta) -> str:

@@ -174,6 +174,10 @@ class Scenario:
         else:
             self.check("task starts running", "running", running["state"], False)
 
+        from scheduler import attest_demo
+
+        attest_demo.run(self, alice)
+
         out.rule("[bold]one trace per task")
         assert self.d.service is not None
         trace_id = done["trace_id"]
@@ -229,6 +233,7 @@ def run_demo(
             heartbeat_interval_s=0.5,
             database_url=None,
             alerts_track="by_dst",  # a spoofed flood aggregates by its target
+            attestation_interval_s=1.0,
         )
         deployment = Deployment(
             settings, port=free_port(), nodes=default_nodes(3), quiet_agents=True

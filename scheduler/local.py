@@ -135,6 +135,10 @@ class Deployment:
 
             self.service = Service(self.settings, authorizer=BuiltinAuthorizer())
         app = create_app(self.service, layers=self.layers)
+        if self.layers:  # the local agents' own measurements are the reference values
+            from scheduler.attestation import trust_local_agents
+
+            trust_local_agents(self.service)
         if self.layers:  # plain HTTP for the CLI, mTLS for the node agents
             self.server = self._mtls_server(app)
         else:

@@ -92,6 +92,8 @@ class Service:
         # called as hook(session, action) inside the transaction of a security response
         # (quarantine, release, revocation, policy change); the provenance layer logs them
         self.response_hooks: list[Callable[[Session, ResponseAction], None]] = []
+        # called as hook(session, now) in every maintenance pass of the API (every 0.5 s)
+        self.maintenance_hooks: list[Callable[[Session, float], None]] = []
         self.pipeline = pipeline or PlacementPipeline()
         # called by close() before the committer stops (background threads of the layers)
         self.close_hooks: list[Callable[[], None]] = []

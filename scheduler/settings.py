@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     max_claim: int = Field(default=16, gt=0, le=256)
     claim_wait_s: float = Field(default=10.0, ge=0, le=60)
+    # attestation layer (installed with the layers): the gate keeps nodes without a fresh
+    # affirming/warning result from work (fail closed); results expire after the TTL
+    attestation_gate: bool = True
+    attestation_result_ttl_s: float = Field(default=90.0, gt=0, le=86400)
+    attestation_interval_s: float = Field(default=30.0, gt=0, le=3600)
+    attestation_update_window_s: float = Field(default=3600.0, ge=0)
+    # hardware claim of EAT-only nodes: "none" (no claim: the status follows the other
+    # claims) or "warning" (the library's default)
+    attestation_eat_hardware: Literal["none", "warning"] = "none"
+    # a result with an unchanged status is fed to the trust engine at most this often
+    attestation_trust_refresh_s: float = Field(default=3600.0, gt=0)
     otlp_endpoint: str | None = None
     console_traces: bool = False
     # trust layer: replicas sharing a database apply each other's trust evidence this often

@@ -238,6 +238,8 @@ def try_place(
     transition(session, task, TaskState.PLACED, now, result.reason, node=node)
     for hook in pipeline.placed_hooks:
         hook(session, task, node)
+    if node.attestation_id is not None:  # what placement relied on, for provenance
+        _set(task, attestation_id=node.attestation_id, attestation_status=node.attestation_status)
     return result
 
 

@@ -13,7 +13,7 @@ returning an :class:`AttestationResult` that always carries its reasons:
   warning
 - ``hardware``: accelerator firmware at or above the set's minimum for its
   model (else contraindicated); a model without a minimum is a warning; an
-  EAT-only node has no hardware root of trust (warning)
+  EAT-only node has no hardware root of trust (warning, or ``ctx.software_root_tier``)
 - with several accepted sets (update window) the best-matching one is used,
   newest first among equals
 - no accepted set for the class: contraindicated
@@ -56,6 +56,10 @@ class AppraisalContext:
     nonces: NonceRegistry
     now: float
     result_ttl_s: float = DEFAULT_RESULT_TTL_S
+    # the hardware claim of a TPM-less (EAT-only) node: WARNING by default; a verifier whose
+    # policy makes no hardware claim for such nodes sets NONE (the claim then does not
+    # lower the status, and the reason still says there is no hardware root of trust)
+    software_root_tier: TrustTier = TrustTier.WARNING
 
 
 def _result_id(ctx: AppraisalContext, evidence: bytes) -> str:
@@ -71,6 +75,7 @@ def _result(
     evidence: bytes,
     claims: Sequence[ClaimAppraisal],
     reference_values_id: str | None = None,
+    refusal: str | None = None,
 ) -> AttestationResult:
     return AttestationResult(
         result_id=_result_id(ctx, evidence),
@@ -81,6 +86,7 @@ def _result(
         issued_at=ctx.now,
         expires_at=ctx.now + ctx.result_ttl_s,
         reference_values_id=reference_values_id,
+        refusal=refusal,
     )
 
 
@@ -91,7 +97,8 @@ def _refused(
     reason = f"evidence refused ({exc.reason}): {exc}"
     if isinstance(exc, PcrMismatchError):
         reason += f" [quoted {exc.expected.hex()[:16]}, log {exc.calculated.hex()[:16]}]"
-    return _result(ctx, evidence_type, evidence, [ClaimAppraisal(claim, _C, (reason,))])
+    claims = [ClaimAppraisal(claim, _C, (reason,))]
+    return _result(ctx, evidence_type, evidence, claims, refusal=exc.reason)
 
 
 def _claim(name: str, findings: list[tuple[TrustTier, str]]) -> ClaimAppraisal:
@@ -239,6 +246,6 @@ def appraise_eat(
         )
     ]
     measured = {name: (digest,) for name, digest in claims_set.measurements.items()}
-    hardware_root = (_W, "no hardware root of trust (software-signed EAT)")
+    hardware_root = (ctx.software_root_tier, "no hardware root of trust (software-signed EAT)")
     claims, rv_id = _best(ctx, base, measured, claims_set.accelerators, hardware_root)
     return _result(ctx, "eat", evidence, claims, rv_id)

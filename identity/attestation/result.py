@@ -67,6 +67,9 @@ class AttestationResult:
     issued_at: float
     expires_at: float
     reference_values_id: str | None = None
+    # the EvidenceVerificationError reason when the evidence itself was refused (bad
+    # signature, replayed nonce, ...): no reference values were consulted
+    refusal: str | None = None
 
     @property
     def status(self) -> TrustTier:

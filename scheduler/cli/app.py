@@ -6,6 +6,7 @@ import typer
 
 from scheduler.cli import (
     alerts_cmd,
+    attest_cmd,
     audit_cmd,
     identity_cmd,
     ids_cmd,
@@ -40,6 +41,8 @@ app.add_typer(identity_cmd.operator_app, name="operator", help="Node operators a
 app.add_typer(identity_cmd.token_app, name="token", help="One-time join tokens.")
 node_app.command("enroll")(identity_cmd.enroll)
 node_app.command("revoke")(identity_cmd.revoke)
+node_app.command("attest")(attest_cmd.node_attest)
+app.add_typer(attest_cmd.app, name="refvalues", help="Signed, versioned reference values.")
 app.add_typer(ids_cmd.app, name="ids", help="Intrusion detection: scan pcaps, run a sensor.")
 app.add_typer(ids_scenarios_cmd.app, name="ids-scenarios", help="Generate labelled attack pcaps.")
 app.add_typer(incidents_cmd.incidents_app, name="incidents", help="Correlated incidents.")

@@ -237,8 +237,22 @@ def node_list(
 def node_show(
     node_id: str, server: Server = DEFAULT_SERVER, token: Token = "", json_out: JsonOut = False
 ) -> None:
-    """Show one node."""
-    _call_api(server, token, lambda c: c.node(node_id), json_out, lambda n: _node_table([n]))
+    """Show one node: its registration, identity, attestation status and history."""
+    from scheduler.cli.attest_cmd import render_attestation, show_attestation
+
+    def fetch(client: Any) -> dict[str, Any]:
+        node = client.node(node_id)
+        attestation = show_attestation(client, node_id)
+        return {**node, "attestation": attestation} if attestation else node
+
+    def render(node: dict[str, Any]) -> Any:
+        from rich.console import Group
+
+        attestation = node.pop("attestation", None)
+        parts = [_node_table([node])]
+        return Group(*parts, *(render_attestation(attestation) if attestation else []))
+
+    _call_api(server, token, fetch, json_out, render)
 
 
 @node_app.command("token")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import bearer
+from tests.unit.scheduler import attest_helpers
 
 
 def admin(service: Any) -> dict[str, str]:
@@ -17,11 +18,20 @@ def add_tenant(api: Any, service: Any, name: str) -> dict[str, str]:
     return bearer(service, "tenant", name)
 
 
-def add_node(api: Any, service: Any, name: str, **spec: Any) -> dict[str, str]:
+def add_node(
+    api: Any, service: Any, name: str, attested: bool | None = None, **spec: Any
+) -> dict[str, str]:
+    """Register a node through the API; where the attestation gate is on, it also attests
+    through the real path (nonce, EAT, appraisal) unless ``attested=False``."""
     body = {"cpu_cores": 4, "memory_mb": 4096, **spec}
     resp = api.post("/v1/nodes/register", json=body, headers=bearer(service, "node-register", name))
     assert resp.status_code == 201, resp.text
-    return {"Authorization": f"Bearer {resp.json()['token']}"}
+    headers = {"Authorization": f"Bearer {resp.json()['token']}"}
+    if attested is None:
+        attested = attest_helpers.gate_on(service)
+    if attested:  # with the attestation gate on, a node gets work only once attested
+        attest_helpers.attest(api, service, headers, name)
+    return headers
 
 
 def submit(api: Any, headers: dict[str, str], command: list[str] | None = None, **spec: Any):

@@ -17,6 +17,27 @@ from tests.unit.scheduler.helpers import add_node, add_tenant, admin, claim, rep
 
 
 @pytest.fixture
+def service(tmp_path, database_url, clock):
+    """These tests pin the trust layer's own arithmetic (scores from task outcomes), so the
+    attestation gate is off and nodes do not attest here: attestation results as trust
+    evidence are covered in test_attestation.py."""
+    from scheduler.service import Service
+    from scheduler.settings import Settings
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        heartbeat_timeout_s=10,
+        claim_wait_s=0.2,
+        max_body_bytes=16 * 1024,
+        attestation_gate=False,
+    )
+    svc = Service(settings, clock=clock)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
 def layer(service) -> TrustLayer:
     """The service's trust layer (installed here unless the app already installed one)."""
     installed = getattr(service, "trust", None)

@@ -328,6 +328,7 @@ class AttestationLayer:
         work if it no longer permits work; feed the trust engine; record the response."""
         now = result.issued_at
         before = gate_reason(node.attestation_status, node.attestation_expires_at, now)
+        first = node.attestation_status is None  # a new node's first result is no response
         ear = result.to_dict()
         session.add(
             AttestationResultRow(
@@ -359,7 +360,7 @@ class AttestationLayer:
                 )
             except trust.EvidenceError as exc:
                 log.warning("attestation result %s gives no trust evidence: %s", node.id, exc)
-        if self.gate and (before is None) != (after is None):
+        if self.gate and (before is None) != (after is None) and not (first and after is None):
             self._respond(session, node, result, after, requeued)
         return requeued
 

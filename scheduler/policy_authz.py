@@ -77,6 +77,13 @@ ACTIONS: dict[str, str] = {
     "alert.read": "read_alerts",
     "alert.triage": "triage_alert",
     "alert.suppress": "suppress_alert",
+    "node.attest": "attest_node",
+    "node.attest.reset": "reset_attestation_key",
+    "refvalues.manage": "manage_refvalues",
+    "refvalues.read": "read_refvalues",
+    "quarantine.read": "read_quarantines",
+    "quarantine.manage": "manage_quarantine",
+    "telemetry.ingest": "ingest_telemetry",
 }
 """Scheduler action -> action of the default policy schema."""
 
@@ -90,9 +97,9 @@ NodeFacts = Callable[[str], Entity | None]
 """Node id -> its entity, or None when no such node is registered."""
 
 _LIST_RESOURCES = frozenset({"task.list", "node.list", "alert.ingest"})
-_SERVICE_WIDE = frozenset({"alert", "suppression", "ca"})
+_SERVICE_WIDE = frozenset({"alert", "suppression", "ca", "incident", "quarantine", "refvalues"})
 """Resource kinds that name the scheduler as a whole when no single alert or operator is
-meant (alert lists, suppressions, the root CA)."""
+meant (alert lists, suppressions, the root CA, incidents, quarantines, reference values)."""
 UNRECORDED_SEVERITY = "unrecorded"
 """Severity of an alert resource whose route authorizes before reading the alert (no rule
 of the default pack reads it; a pack that does sees this value, never a guess)."""

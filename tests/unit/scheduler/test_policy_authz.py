@@ -199,7 +199,7 @@ def test_unfit_node_claims_nothing(api, service):
     resp = api.post("/v1/agent/claim", json={"wait_s": 0}, headers=bad)
     assert resp.status_code == 403
     assert resp.json()["policy_ids"] == ["node.unfit-receives-nothing"]
-    revoked = add_node(api, service, "gone", labels={"revoked": "true"})
+    revoked = add_node(api, service, "gone", labels={"revoked": "true"}, attested=False)
     beat = api.post("/v1/agent/heartbeat", json={"running": []}, headers=revoked)
     assert beat.json()["policy_ids"] == ["node.revoked-silent"]
 

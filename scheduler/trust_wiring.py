@@ -45,6 +45,7 @@ from scheduler import quarantine
 from scheduler.errors import Conflict, NotFound
 from scheduler.models import Node, NodeStatus, Task, TaskState
 from scheduler.placement import NodeView
+from scheduler.provenance_actions import service_actor
 from scheduler.provenance_fields import fill_trust_at_placement
 from scheduler.tables.trust import TrustEvidence, TrustQuarantine
 from scheduler.trust_placement import NodeTrustView, TrustFilter, TrustRanker
@@ -374,7 +375,7 @@ class TrustLayer:
                 source="trust",
                 reason=decision.reason,
                 reference_id=decision.evidence_id,
-                actor=SOURCE,
+                actor=service_actor(self.service, "trust"),  # the deciding service, by SPIFFE ID
                 detail={"trust_per_mille": round(decision.direct_score * 1000)},
             )
             requeued = row.requeued

@@ -141,7 +141,8 @@ def test_trust_quarantine_goes_through_the_one_path_and_releases_through_trust(
     assert status(service, "bad") == NodeStatus.CORDONED
     rows = api.get("/v1/quarantines", headers=analyst(service)).json()
     assert [r["source"] for r in rows] == ["trust"]
-    assert recorded and recorded[0].source == "trust" and recorded[0].actor == "scheduler"
+    assert recorded and recorded[0].source == "trust"
+    assert recorded[0].actor == "spiffe://cntrust.local/scheduler/trust"  # the deciding service
     out = api.post(
         f"/v1/quarantines/{rows[0]['id']}/release",
         json={"note": "hardware replaced"},

@@ -151,7 +151,7 @@ def test_trust_quarantine_goes_through_the_one_path_and_releases_through_trust(
     assert out.status_code == 200, out.text
     assert status(service, "bad") == NodeStatus.ONLINE
     trust_body = api.get("/v1/nodes/bad/trust", headers=admin(service)).json()
-    assert trust_body["quarantine"] is None and trust_body["placement"]["eligible"]
+    assert trust_body["quarantine"] is None and trust_body["placement"]["eligible"], trust_body
     with service.read() as session:
         moved = session.exec(
             select(TaskEvent).where(col(TaskEvent.reason).contains("quarantined by trust"))

@@ -34,6 +34,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scheduler.settings import LAYERS
 from tests.integration.deploy import UpProcess
 
 
@@ -171,10 +172,18 @@ def run(
     seconds: float,
     layers: bool = True,
     agent_auth: str = "mtls",
+    only: str | None = None,
 ) -> dict[str, object]:
+    """One measurement; ``only``: the layers on but this one alone (the others left out)."""
+    without = [x for x in LAYERS if x != only] if only is not None else []
     with tempfile.TemporaryDirectory(prefix="cntrust-bench-") as tmp:
         dep = UpProcess(
-            Path(tmp) / "data", nodes=nodes, env=env, layers=layers, agent_auth=agent_auth
+            Path(tmp) / "data",
+            nodes=nodes,
+            env=env,
+            layers=layers,
+            agent_auth=agent_auth,
+            extra_args=[arg for x in without for arg in ("--without", x)],
         ).start()
         try:
             admin = {"Authorization": f"Bearer {dep.admin_token()}"}
@@ -239,7 +248,7 @@ def run(
                 **latency,
                 "server_cpu_ms_per_task": round((cpu1[0] - cpu0[0]) / total * 1000, 2),
                 "agents_cpu_ms_per_task": round((cpu1[1] - cpu0[1]) / total * 1000, 2),
-                "layers": "on" if layers else "off",
+                "layers": (only + " only") if only else ("on" if layers else "off"),
                 "agent_auth": agent_auth if layers else "token",
                 "database": "postgresql" if env.get("CNTRUST_DATABASE_URL") else "sqlite",
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
@@ -259,8 +268,9 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
-        "--layers", choices=("on", "off", "both"), default="on",
-        help="security layers in `cntrust up`; both: off then on, with on/off ratios",
+        "--layers", choices=("on", "off", "both", "each"), default="on",
+        help="security layers in `cntrust up`; both: off then on, with on/off ratios; "
+        "each: off, then each layer alone, then all on, each with its ratio against off",
     )  # fmt: skip
     parser.add_argument(
         "--agent-auth", choices=("mtls", "token", "both"), default="mtls",
@@ -273,6 +283,14 @@ def main() -> None:
     if args.agent_auth == "both":
         token, mtls = (run(*bench, layers=True, agent_auth=a) for a in ("token", "mtls"))
         results = [token, mtls, _ratios(mtls, token, "mtls_token")]
+        _print(results, args.json)
+        return
+    if args.layers == "each":
+        off = run(*bench, layers=False)
+        results = [off]
+        for name in (*LAYERS, None):
+            on = run(*bench, layers=True, agent_auth=args.agent_auth, only=name)
+            results += [on, _ratios(on, off, f"{name or 'all'}_off")]
         _print(results, args.json)
         return
     sides = {"on": [True], "off": [False], "both": [False, True]}[args.layers]

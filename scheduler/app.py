@@ -493,29 +493,34 @@ def install_layers(service: Service) -> None:
     placement filter and ranker, quarantine, sync between replicas, and verification by
     replication unless ``settings.replication`` is off), attestation (appraisal, and the
     gate when ``settings.attestation_gate`` is on), the Cedar placement filter and the
-    incident layer. Cedar authorization is installed by the Service itself; provenance
-    needs its own keys and threads (see scheduler.local)."""
+    incident layer, each unless ``settings.layers_off`` names it. Cedar authorization is
+    installed by the Service itself; provenance needs its own keys and threads (see
+    scheduler.local)."""
     from scheduler.identity_layer import install as install_identity
     from scheduler.incidents import IncidentLayer
     from scheduler.replication import Replication, ReplicationConfig
     from scheduler.trust_wiring import TrustLayer
 
-    install_identity(service)
-    from scheduler.mtls import install as install_mtls
+    settings = service.settings
+    if settings.layer_on("identity"):
+        install_identity(service)
+        from scheduler.mtls import install as install_mtls
 
-    install_mtls(service)  # nodes may authenticate with their X.509-SVID
-    if not isinstance(getattr(service, "trust", None), TrustLayer):
-        settings = service.settings
+        install_mtls(service)  # nodes may authenticate with their X.509-SVID
+    if settings.layer_on("trust") and not isinstance(getattr(service, "trust", None), TrustLayer):
         layer = TrustLayer.install(service, sync_interval_s=settings.trust_sync_interval_s)
         if settings.replication:
             Replication.install(service, layer, ReplicationConfig.of(settings))
-    from scheduler.policy_wiring import install_placement
+    if settings.layer_on("policy"):
+        from scheduler.policy_wiring import install_placement
 
-    install_placement(service)  # the Cedar placement filter and decision records
-    IncidentLayer.install(service)  # alerts -> incidents -> quarantine / revocation
-    from scheduler.attestation import AttestationLayer
+        install_placement(service)  # the Cedar placement filter and decision records
+    if settings.layer_on("ids"):
+        IncidentLayer.install(service)  # alerts -> incidents -> quarantine / revocation
+    if settings.layer_on("attestation"):
+        from scheduler.attestation import AttestationLayer
 
-    AttestationLayer.install(service)
+        AttestationLayer.install(service)
 
 
 def issue_tenant_token(service: Service, tenant: str, ttl: timedelta) -> str:

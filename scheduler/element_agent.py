@@ -131,8 +131,11 @@ class ElementReporter:
 
     # -- collection -----------------------------------------------------------------------
     def _task_pids(self) -> dict[str, list[int]]:
-        """Processes carrying one of our tasks' ids in their environment."""
-        wanted = {t.encode() for t in self.tasks}
+        """Processes of our tasks: their environment carries one of our tasks' ids and that
+        task's scratch dir as TMPDIR (set by the runner). Several agents on one machine
+        can run the same task id (a requeued task still winding down on one node while it
+        runs on another); each agent claims only the processes it started."""
+        wanted = {t.encode(): k.scratch_dir.encode() for t, k in self.tasks.items()}
         found: dict[str, list[int]] = {}
         if not wanted:
             return found
@@ -141,12 +144,14 @@ class ElementReporter:
                 environ = (self.proc_root / str(pid) / "environ").read_bytes()
             except OSError:
                 continue
+            task = tmpdir = None
             for item in environ.split(b"\0"):
                 if item.startswith(TASK_ENV):
                     task = item[len(TASK_ENV) :]
-                    if task in wanted:
-                        found.setdefault(task.decode(), []).append(pid)
-                    break
+                elif item.startswith(b"TMPDIR="):
+                    tmpdir = item[7:]
+            if task is not None and task in wanted and tmpdir == wanted[task]:
+                found.setdefault(task.decode(), []).append(pid)
         return found
 
     def collect(self, node_id: str) -> TelemetryRecord | None:

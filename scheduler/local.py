@@ -108,8 +108,11 @@ class Deployment:
         return self.settings.data_dir / "admin.token"
 
     def start(self) -> None:
+        # agents hold SVIDs only where the identity layer is on
+        self.agent_mtls = self.agent_mtls and self.layers and self.settings.layer_on("identity")
         if self.layers:
             self.service = Service(self.settings)
+        if self.layers and self.settings.layer_on("provenance"):
             from scheduler.provenance import ProvenanceLayer
 
             # every finished task's record enters the log in the transaction that finishes
@@ -130,16 +133,18 @@ class Deployment:
                 prov_options.update(anchoring=True, chain_dir=chain_dir)
             self.provenance = ProvenanceLayer.for_service(self.service, **prov_options)
             self.provenance.start()
-        else:
+        elif not self.layers:
             from scheduler.authz import BuiltinAuthorizer
 
             self.service = Service(self.settings, authorizer=BuiltinAuthorizer())
         app = create_app(self.service, layers=self.layers)
-        if self.layers:  # the local agents' own measurements are the reference values
+        if self.layers and self.settings.layer_on("attestation"):
+            # the local agents' own measurements are the reference values
             from scheduler.attestation import trust_local_agents
 
             trust_local_agents(self.service)
-        if self.layers:  # plain HTTP for the CLI, mTLS for the node agents
+        if self.layers and self.settings.layer_on("identity"):
+            # plain HTTP for the CLI, mTLS for the node agents
             self.server = self._mtls_server(app)
         else:
             config = uvicorn.Config(

@@ -109,10 +109,11 @@ def run_task(spec: TaskSpec, scratch_root: Path, *, keep_scratch: bool = False) 
     except FileNotFoundError:
         scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     out_path = scratch / ".stdout"
+    home = str(scratch.resolve())  # absolute: the element sensor matches it (element_agent)
     env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": str(scratch),
-        "TMPDIR": str(scratch),
+        "HOME": home,
+        "TMPDIR": home,
         "LANG": "C.UTF-8",
         "CNTRUST_TASK_ID": spec.id,
     }

@@ -82,7 +82,8 @@ class Service:
             self.keyset.verification_keys, settings.issuer, settings.audience, clock
         )
         self.authorizer: Authorizer = authorizer or BuiltinAuthorizer()
-        if authorizer is None:  # the Cedar policy set decides (scheduler.policy_authz)
+        if authorizer is None and settings.layer_on("policy"):
+            # the Cedar policy set decides (scheduler.policy_authz)
             from scheduler.policy_authz import install as install_policy_authorizer
 
             install_policy_authorizer(self)

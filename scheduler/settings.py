@@ -12,10 +12,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_DATA_DIR = Path(".cntrust")
 
 
+LAYERS = ("identity", "attestation", "policy", "trust", "provenance", "ids")
+"""The security layers: mTLS identity and revocation, the attestation gate, Cedar
+authorization and placement, trust scoring (and replication), the provenance log, and
+incident response."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CNTRUST_", extra="forbid")
 
     data_dir: Path = DEFAULT_DATA_DIR
+    # security layers left out where the layers are installed (see LAYERS), e.g. to measure
+    # one layer's cost against the bare scheduler: CNTRUST_LAYERS_OFF='["trust"]'
+    layers_off: list[str] = Field(default_factory=list)
     database_url: str | None = None
     issuer: str = "cntrust"
     audience: str = "cntrust-api"
@@ -76,6 +85,19 @@ class Settings(BaseSettings):
         if self.replication_min_share > self.replication_max_share:
             raise ValueError("replication_min_share must be <= replication_max_share")
         return self
+
+    @field_validator("layers_off")
+    @classmethod
+    def _known_layers(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(LAYERS))
+        if unknown:
+            raise ValueError(f"unknown layers {unknown}; the layers are {', '.join(LAYERS)}")
+        return sorted(set(value))
+
+    def layer_on(self, name: str) -> bool:
+        """Whether security layer ``name`` (one of :data:`LAYERS`) is installed where the
+        layers are (``cntrust up`` without ``--no-layers``)."""
+        return name not in self.layers_off
 
     @field_validator("alerts_track")
     @classmethod

@@ -242,6 +242,9 @@ def verify_ek_certificate(
     try:
         cert = x509.load_der_x509_certificate(_der_trim(certificate_der))
         cert_key = cert.public_key()
+        # cryptography parses names and validity lazily: parse them here, where a malformed
+        # field is a credential error, not later as a bare ValueError
+        _ = (cert.issuer, cert.subject, cert.not_valid_before_utc, cert.not_valid_after_utc)
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise CredentialVerificationError(
             f"EK certificate malformed: {exc}", reason="ek_certificate"

@@ -25,6 +25,14 @@ def up(
             "bare reference scheduler, e.g. to measure their overhead.",
         ),
     ] = True,
+    without: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--without",
+            help="Leave one security layer out (repeatable): identity, attestation, policy, "
+            "trust, provenance, ids — e.g. to measure its cost.",
+        ),
+    ] = None,
     agent_auth: Annotated[
         str,
         typer.Option(
@@ -60,6 +68,15 @@ def up(
     if chain_rpc is not None and not layers:
         fail("--chain-rpc anchors the provenance log: it needs the layers")
     settings = local_settings(data_dir)
+    if without:
+        from scheduler.settings import LAYERS
+
+        unknown = sorted(set(without) - set(LAYERS))
+        if unknown:
+            fail(f"unknown layer {', '.join(unknown)}; the layers are {', '.join(LAYERS)}")
+        if not layers:
+            fail("--without goes with the layers on (drop --no-layers)")
+        settings.layers_off = sorted({*settings.layers_off, *without})
     deployment = Deployment(
         settings,
         host=host,

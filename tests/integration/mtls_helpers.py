@@ -56,6 +56,9 @@ def start_replica(data_dir: Path, database_url: str, **settings: Any) -> Replica
         Settings(data_dir=data_dir, database_url=database_url, claim_wait_s=0.5, **settings)
     )
     app = create_app(service)
+    from scheduler.attestation import trust_local_agents
+
+    trust_local_agents(service)  # agents run from this checkout attest affirming
     plain, tls_sock = bind_socket(HOST), bind_socket(HOST)
     config = mtls_config(app, HOST, 0, log_level="warning", access_log=False)
     tls = ServerTls(data_dir / "tls")

@@ -11,6 +11,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -296,3 +297,14 @@ def test_mutated_ek_certificates_only_raise_credential_errors(der: bytes) -> Non
         return
     # accepted: only if it is the same certificate (DER padding is trimmed)
     assert der[: len(EK_CERT)] == EK_CERT
+
+
+def test_ek_certificate_with_a_malformed_issuer_is_a_credential_error() -> None:
+    """Found by the fuzz test above: cryptography parses the issuer lazily, so a bad tag in
+    it used to surface as a bare ValueError when the chain was walked."""
+    marker = b"\x06\x03U\x04\x03\x0c\x05EK CA"  # issuer CN, a UTF8String
+    assert marker in EK_CERT
+    bad = EK_CERT.replace(marker, marker.replace(b"\x0c\x05", b"\x0d\x05"), 1)
+    with pytest.raises(CredentialVerificationError) as info:
+        verify_ek_certificate(bad, EK, roots=[EK_CA], now=CERT_NOW)
+    assert info.value.reason == "ek_certificate"

@@ -44,7 +44,7 @@ def abusive(tmp_path: Path):
     """A real task process: busy-loops on a full core and leaves a listening socket."""
     scratch = tmp_path / "scratch" / "t-abuse"
     scratch.mkdir(parents=True)
-    env = {**os.environ, "CNTRUST_TASK_ID": "t-abuse"}
+    env = {**os.environ, "CNTRUST_TASK_ID": "t-abuse", "TMPDIR": str(scratch.resolve())}
     proc = subprocess.Popen(
         [sys.executable, "-c", ABUSE],
         cwd=scratch,
@@ -183,3 +183,14 @@ def test_an_analyst_forgets_a_key_so_a_rebuilt_node_registers_again(api, service
     gone = api.delete("/v1/nodes/n1/telemetry-key", headers=ana)
     assert gone.status_code == 404 and gone.headers["content-type"] == "application/problem+json"
     assert post_key(api, node, new).status_code == 201
+
+
+def test_another_agents_process_with_the_same_task_id_is_not_ours(tmp_path, abusive):
+    """Two agents on one machine can run the same task id (a requeued task winding down
+    on one node while it runs on another): each claims only the processes it started."""
+    mine = ElementReporter(tmp_path / "agent", tmp_path / "scratch", clock=time.time)
+    other = ElementReporter(tmp_path / "other", tmp_path / "other-scratch", clock=time.time)
+    for reporter in (mine, other):
+        reporter.task_started("t-abuse", cpu=1.0, memory_mb=512)
+    assert mine._task_pids() == {"t-abuse": [abusive.pid]}
+    assert other._task_pids() == {}

@@ -113,8 +113,9 @@ def record_of(action: ServiceResponse) -> ResponseAction:
     predicate name); ``subject`` is ``<kind>/<id>`` or a bare id (a node, or a policy set
     for a policy change); ``source`` becomes the reason id ``response.source.<source>``;
     ``detail`` keys ``evidence_ids``/``evidence_id``, ``policy_decision_ids``,
-    ``trust_per_mille`` and ``subject_digest`` map to the predicate's fields, other short
-    values become ids ``<key>:<value>`` in ``evidenceIds``.
+    ``trust_per_mille`` and ``subject_digest`` map to the predicate's fields, other non-empty
+    strings become ids ``<key>:<value>`` in ``evidenceIds`` (numbers such as counts do not:
+    they are not evidence).
 
     Raises:
         ValueError: unknown action or subject kind.
@@ -126,13 +127,14 @@ def record_of(action: ServiceResponse) -> ResponseAction:
         subject = f"{_DEFAULT_KIND.get(name, 'node')}/{subject}"
     detail = dict(action.detail)
     evidence = list(detail.pop("evidence_ids", ()) or ())
-    if detail.get("evidence_id"):
-        evidence.insert(0, str(detail.pop("evidence_id")))
+    first = detail.pop("evidence_id", None)
+    if first:
+        evidence.insert(0, str(first))
     policy_ids = list(detail.pop("policy_decision_ids", ()) or ())
     trust = detail.pop("trust_per_mille", None)
     digest = detail.pop("subject_digest", None)
     for key, value in sorted(detail.items()):
-        if isinstance(value, str | int) and not isinstance(value, bool):
+        if isinstance(value, str) and value:  # ids; counts and figures are not evidence
             evidence.append(f"{key}:{value}")
     return response_action(
         name,

@@ -122,7 +122,9 @@ def quarantine_node(
             detail={
                 **(detail or {}),
                 "quarantine_id": row.id,
-                "reference_id": reference_id,
+                # the trigger (trust evidence, incident, attestation result) is the action's
+                # evidence; an analyst's reference names the analyst and stays in the row
+                "evidence_id": "" if source == "analyst" else reference_id,
                 "requeued": requeued,
             },
         ),

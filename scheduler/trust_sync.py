@@ -14,8 +14,9 @@ into this engine:
    twice, also after a restart (the rebuild reads the cursor before the rows it ingests);
 3. it mirrors the quarantines: an active :class:`~scheduler.tables.trust.TrustQuarantine` row
    it has not seen quarantines the node in this engine (placement excludes it, also after the
-   node re-registers); a row it knew that is no longer active (released) lifts the engine's
-   quarantine unless another active row for the node remains;
+   node re-registers) unless this replica released the node while the pass read (the row
+   read is stale: the next pass reads again); a row it knew that is no longer active
+   (released) lifts the engine's quarantine unless another active row for the node remains;
 4. a quarantine decision this engine reaches on evidence it tailed is taken through the
    layer's own quarantine path (cordon, requeue, record) unless a replica already took it:
    checked in the write transaction under a lock on the node row.
@@ -110,6 +111,7 @@ class TrustSync:
             layer._fresh()
             tail = layer.tail
             generation = tail.generation
+            since = layer.release_seq  # releases after this may postdate the rows read below
             mono = time.monotonic()
             for gap, since in list(tail.gaps.items()):
                 if mono - since > GAP_TIMEOUT_S:
@@ -140,17 +142,11 @@ class TrustSync:
                 applied, skipped, refused = applied + a, skipped + s, refused + r
                 if len(rows) < BATCH:
                     break
-            active = list(
-                session.exec(
-                    select(TrustQuarantine)
-                    .where(col(TrustQuarantine.released_at).is_(None))
-                    .order_by(col(TrustQuarantine.id))
-                )
-            )
+            active = self._active(session)
             with layer.lock:
                 if layer.tail is not tail or tail.generation != generation:
                     return SyncSummary(stale=True)
-                quarantined, released = self._mirror(session, active, tail)
+                quarantined, released = self._mirror(session, active, tail, since)
                 if applied or quarantined or released:
                     layer._views.clear()
         held = {q.node_id for q in active}
@@ -202,14 +198,28 @@ class TrustSync:
                 decisions.append(result.quarantine)
         return applied, skipped, refused
 
+    def _active(self, session: Session) -> list[TrustQuarantine]:
+        """The active quarantine rows, oldest first."""
+        return list(
+            session.exec(
+                select(TrustQuarantine)
+                .where(col(TrustQuarantine.released_at).is_(None))
+                .order_by(col(TrustQuarantine.id))
+            )
+        )
+
     def _mirror(
-        self, session: Session, active: list[TrustQuarantine], tail: TailState
+        self, session: Session, active: list[TrustQuarantine], tail: TailState, since: int
     ) -> tuple[list[str], list[str]]:
         layer = self.layer
         rows = {int(q.id or 0): q for q in active}
         quarantined: list[str] = []
+        stale: set[int] = set()
         for rid, q in rows.items():
             if rid in tail.quarantine_rows or not layer._ensure(session, q.node_id):
+                continue
+            if layer.released_since(q.node_id, since):
+                stale.add(rid)  # read before this replica's release of the node committed
                 continue
             if q.node_id not in layer._reasons:  # not this replica's own quarantine
                 quarantined.append(q.node_id)
@@ -223,7 +233,7 @@ class TrustSync:
             layer.engine.release(node_id)
             layer._reasons.pop(node_id, None)
             released.append(node_id)
-        tail.quarantine_rows = {rid: q.node_id for rid, q in rows.items()}
+        tail.quarantine_rows = {rid: q.node_id for rid, q in rows.items() if rid not in stale}
         return quarantined, released
 
     def _take(self, decision: trust.QuarantineDecision) -> bool:

@@ -42,9 +42,11 @@ from sqlmodel import Session, col, select
 
 import trust
 from scheduler import quarantine
+from scheduler.db import after_commit
 from scheduler.errors import Conflict, NotFound
 from scheduler.models import Node, NodeStatus, Task, TaskState
 from scheduler.placement import NodeView
+from scheduler.provenance_actions import service_actor
 from scheduler.provenance_fields import fill_trust_at_placement
 from scheduler.tables.trust import TrustEvidence, TrustQuarantine
 from scheduler.trust_placement import NodeTrustView, TrustFilter, TrustRanker
@@ -120,6 +122,12 @@ class TrustLayer:
         self._views: dict[str, NodeTrustView] = {}
         self._stale = False
         self._last_exploration: tuple[str, bool] = ("", False)
+        # releases in flight, and the sequence number each node's last committed release got:
+        # a sync pass that read the quarantine rows before a release committed must not
+        # restore that quarantine (trust_sync)
+        self._releasing: set[str] = set()
+        self._released: dict[str, int] = {}
+        self.release_seq = 0
         # where this replica is in the shared evidence and quarantine tables (trust_sync)
         self.tail = TailState()
         self.sync: TrustSync | None = None
@@ -219,6 +227,7 @@ class TrustLayer:
         self._reasons = reasons
         self._views.clear()
         self._stale = False
+        self._releasing.clear()  # a release rolled back (or commits and says so itself)
         self.tail = tail
         self.rebuilds += 1
         return RestoreSummary(len(registered), total, accepted, refused, tuple(sorted(reasons)))
@@ -374,7 +383,7 @@ class TrustLayer:
                 source="trust",
                 reason=decision.reason,
                 reference_id=decision.evidence_id,
-                actor=SOURCE,
+                actor=service_actor(self.service, "trust"),  # the deciding service, by SPIFFE ID
                 detail={"trust_per_mille": round(decision.direct_score * 1000)},
             )
             requeued = row.requeued
@@ -434,7 +443,20 @@ class TrustLayer:
                 self.engine.release(node_id)
                 self._reasons.pop(node_id, None)
                 self._mutated(session)
+                self._releasing.add(node_id)
+                after_commit(session, lambda: self._release_committed(node_id))
         return len(active)
+
+    def _release_committed(self, node_id: str) -> None:
+        with self.lock:
+            self._releasing.discard(node_id)
+            self.release_seq += 1
+            self._released[node_id] = self.release_seq
+
+    def released_since(self, node_id: str, seq: int) -> bool:
+        """Whether a release of ``node_id`` is in flight, or committed after ``release_seq``
+        was ``seq`` (call with the lock held)."""
+        return node_id in self._releasing or self._released.get(node_id, 0) > seq
 
     # -- reading --------------------------------------------------------------------------
     def _exclusion(self, node_id: str, gates: tuple[trust.Gate, ...]) -> str | None:

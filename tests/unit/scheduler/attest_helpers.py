@@ -1,7 +1,7 @@
 """Test support for the attestation layer: a node that attests through the real API.
 
 ``attest(api, service, node_headers, name)`` plays the node agent's part: binds an EAT key
-(kept per node name for the service), fetches a nonce, signs an EAT with the measurements
+(kept per node name and database), fetches a nonce, signs an EAT with the measurements
 given, sends it. ``ensure_refvalues`` adds the admin's reference set for those
 measurements once per service.
 """
@@ -21,7 +21,8 @@ AGENT = hashlib.sha256(b"cntrust test agent 1").digest()
 AGENT_DRIFTED = hashlib.sha256(b"cntrust test agent 1 (patched)").digest()
 RUNTIME = hashlib.sha256(b"cntrust test runtime").digest()
 MEASUREMENTS = {"agent": AGENT, "runtime": RUNTIME}
-_KEYS = "_test_attestation_keys"
+# database url -> node name -> (key, ueid): one per test database (each test has its own)
+_KEYS: dict[str, dict[str, tuple[SigningKey, bytes]]] = {}
 
 
 def b64u(data: bytes) -> str:
@@ -53,7 +54,9 @@ def ensure_refvalues(api: Any, service: Any) -> None:
 
 
 def node_key(service: Any, name: str) -> tuple[SigningKey, bytes]:
-    keys: dict[str, tuple[SigningKey, bytes]] = service.__dict__.setdefault(_KEYS, {})
+    """The node's EAT key and UEID. The binding lives in the database, so every replica
+    (``Service``) over one database sees the same node with the same key."""
+    keys = _KEYS.setdefault(str(service.settings.database_url), {})
     if name not in keys:
         keys[name] = (SigningKey.generate("EdDSA"), b"\x01" + secrets.token_bytes(32))
     return keys[name]

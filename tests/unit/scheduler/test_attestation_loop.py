@@ -84,17 +84,17 @@ def test_exclusion_and_readmission_are_response_actions(api, service):
     seen = []
     service.response_hooks.append(lambda session, action: seen.append(action))
     node = add_node(api, service, "n1")
+    assert seen == []  # a new node's first (passing) result starts placement: no response
     drifted = {"agent": ah.AGENT_DRIFTED, "runtime": ah.RUNTIME}
     ah.attest(api, service, node, "n1", measurements=drifted)
     ah.attest(api, service, node, "n1", measurements=drifted)  # no change: no new action
     ah.attest(api, service, node, "n1")
     assert [(a.action, a.source, a.subject) for a in seen] == [
-        ("response.release", "attestation", "n1"),  # first result: placement starts
         ("response.quarantine", "attestation", "n1"),
         ("response.release", "attestation", "n1"),
     ]
-    assert "component agent drifted" not in seen[1].reason  # ids only in detail
-    assert seen[1].detail["claims"]["executables"] == "contraindicated"
+    assert "component agent drifted" not in seen[0].reason  # ids only in detail
+    assert seen[0].detail["claims"]["executables"] == "contraindicated"
 
 
 def test_the_agent_keeps_its_key_and_ueid_private_and_stable(tmp_path):

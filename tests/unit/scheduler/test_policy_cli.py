@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from scheduler.cli import app
 from tests.conftest import bearer
+from tests.unit.scheduler.attest_helpers import attest
 from tests.unit.scheduler.policy_fixtures import service
 
 __all__ = ["service"]
@@ -86,7 +87,10 @@ def _placed_task(server: str, service: Any) -> str:
         assert http.post("/v1/tenants", json={"name": "alice"}, headers=admin).status_code == 201
         reg = bearer(service, "node-register", "n1")
         body = {"cpu_cores": 2, "memory_mb": 1024}
-        assert http.post("/v1/nodes/register", json=body, headers=reg).status_code == 201
+        registered = http.post("/v1/nodes/register", json=body, headers=reg)
+        assert registered.status_code == 201
+        node = {"Authorization": f"Bearer {registered.json()['token']}"}
+        attest(http, service, node, "n1")  # the attestation gate: no work before attesting
         alice = bearer(service, "tenant", "alice")
         task = http.post("/v1/tasks", json={"command": ["true"]}, headers=alice).json()
     assert task["node_id"] == "n1"

@@ -1,6 +1,10 @@
 """The policy layer in a running scheduler: placement decided by the Cedar filter on the
 scheduler's own node facts, every placement recorded and replayable, policy changes on
-every replica within 2 s and in the provenance log."""
+every replica within 2 s and in the provenance log.
+
+With all layers, the attestation gate (placement stage ``attestation``) excludes a node
+without a passing, unexpired result before Cedar sees it; the tests of Cedar's own
+attestation rules run with the gate off (``GATE_OFF``), and the others show both in force."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from scheduler.tables.policy_decisions import PlacementDecision, PolicyVersionTe
 from scheduler.trust_placement import NodeTrustView
 from tests.conftest import bearer
 from tests.unit.scheduler.helpers import add_node, add_tenant, admin, submit
-from tests.unit.scheduler.policy_fixtures import service
+from tests.unit.scheduler.policy_fixtures import GATE_OFF, service
 
 __all__ = ["service"]
 
@@ -77,6 +81,7 @@ def test_the_policy_filter_and_recorder_are_installed_with_the_layers(api, servi
     assert installed.store is service.authorizer.store  # one set for API and placement
 
 
+@GATE_OFF
 def test_public_placement_is_recorded_with_inputs_and_policy_text(api, service):
     alice = add_tenant(api, service, "alice")
     add_node(api, service, "n1", region="eu")
@@ -87,7 +92,7 @@ def test_public_placement_is_recorded_with_inputs_and_policy_text(api, service):
     assert task.policy_version == version == row.policy_version
     assert row.allowed and row.policy_ids == ["placement.permit"] and row.node_id == "n1"
     node_attrs = row.request["entities"][1]["attrs"]
-    # no attestation result, no attestation layer: unappraised, cautious trust
+    # no attestation result, no attestation gate: unappraised, cautious trust
     assert node_attrs["attestation_status"] == "unappraised"
     assert "attestation_age_s" not in node_attrs
     assert node_attrs["revoked"] is False and node_attrs["region"] == "eu"
@@ -97,6 +102,16 @@ def test_public_placement_is_recorded_with_inputs_and_policy_text(api, service):
 
 def test_secret_task_fails_closed_on_missing_attestation(api, service):
     add_tenant(api, service, "alice")
+    add_node(api, service, "n1", region="eu", attested=False)
+    trusted(service)
+    waiting = secret_task(api, service)
+    assert waiting["state"] == "admitted" and waiting["node_id"] is None
+    assert "attestation: no attestation result" in waiting["reason"]  # the gate answers first
+
+
+@GATE_OFF
+def test_cedar_refuses_secret_work_on_a_node_without_attestation(api, service):
+    add_tenant(api, service, "alice")
     add_node(api, service, "n1", region="eu")
     trusted(service)
     waiting = secret_task(api, service)
@@ -104,6 +119,7 @@ def test_secret_task_fails_closed_on_missing_attestation(api, service):
     assert "placement.secret.attestation" in waiting["reason"]
 
 
+@GATE_OFF
 def test_node_labels_cannot_claim_trust_or_attestation(api, service):
     add_tenant(api, service, "alice")
     spoof = {"trust": "1.0", "uncertainty": "0", "attestation_status": "affirming",
@@ -115,18 +131,22 @@ def test_node_labels_cannot_claim_trust_or_attestation(api, service):
     assert "placement.secret.trust" in reason and "placement.secret.attestation" in reason
 
 
-def test_secret_task_placed_on_an_attested_trusted_node_and_replays(api, service):
+def test_secret_task_placed_on_an_attested_trusted_node_and_replays(api, service, clock):
+    """Gate and Cedar together: a trusted node that has not attested gets no secret task;
+    one that attested through the real path (affirming) does, and replay agrees."""
     add_tenant(api, service, "alice")
-    add_node(api, service, "n1", region="eu")
-    add_node(api, service, "n-us", region="us")
-    attest(service, "n1", "affirming", age_s=120)
-    attest(service, "n-us", "affirming", age_s=120)
+    add_node(api, service, "n0", region="eu", attested=False)
     trusted(service)
+    waiting = secret_task(api, service)
+    assert waiting["node_id"] is None and "attestation: no attestation result" in waiting["reason"]
+    add_node(api, service, "n1", region="eu")  # attests: nonce, EAT, appraisal
+    add_node(api, service, "n-us", region="us")
+    clock.advance(5)  # the results age (the nodes stay within their heartbeat timeout)
     placed = secret_task(api, service)
     assert placed["node_id"] == "n1"
     _, row = decision_of(service, placed["id"])
     attrs = row.request["entities"][1]["attrs"]
-    assert attrs["attestation_status"] == "affirming" and attrs["attestation_age_s"] == 120
+    assert attrs["attestation_status"] == "affirming" and attrs["attestation_age_s"] == 5
     assert attrs["trust_permille"] == 950 and attrs["uncertainty_permille"] == 50
     resp = api.get(f"/v1/tasks/{placed['id']}/placement/replay", headers=admin(service))
     assert resp.status_code == 200, resp.text
@@ -135,6 +155,7 @@ def test_secret_task_placed_on_an_attested_trusted_node_and_replays(api, service
     assert body["replayed"]["policy_ids"] == ["placement.permit"]
 
 
+@GATE_OFF
 @pytest.mark.parametrize(
     ("status", "age_s", "expires_in", "policy_id"),
     [
@@ -157,10 +178,48 @@ def test_stale_expired_or_bad_attestation_excludes(
     assert waiting["node_id"] is None and policy_id in waiting["reason"], waiting["reason"]
 
 
-def test_low_trust_excludes_secret_work(api, service):
+@pytest.mark.parametrize(
+    ("status", "expires_in", "why"),
+    [
+        ("affirming", -1.0, "attestation: attestation result expired 1.0 s ago"),
+        ("contraindicated", 60.0, "attestation: attestation contraindicated"),
+        ("bogus", 60.0, "attestation: attestation bogus"),  # unknown status: never a pass
+    ],
+)
+def test_the_gate_excludes_expired_contraindicated_or_unknown_results(
+    api, service, status, expires_in, why
+):
     add_tenant(api, service, "alice")
     add_node(api, service, "n1", region="eu")
-    attest(service, "n1", "affirming")
+    attest(service, "n1", status, expires_at=service.clock() + expires_in)
+    trusted(service)
+    waiting = secret_task(api, service)
+    assert waiting["node_id"] is None and why in waiting["reason"], waiting["reason"]
+
+
+LONG_RESULTS = {"attestation_result_ttl_s": 7200.0, "heartbeat_timeout_s": 86400}
+
+
+@pytest.mark.parametrize("service", [LONG_RESULTS], indirect=True, ids=["2h-results"])
+def test_cedar_refuses_a_result_the_gate_still_accepts_for_secret_work(api, service, clock):
+    """Results valid for 2 h: after 4000 s the gate still passes the node, Cedar's 1 h rule
+    for secret work does not; public work still goes there."""
+    add_tenant(api, service, "alice")
+    add_node(api, service, "n1", region="eu")
+    trusted(service)
+    clock.advance(4000)
+    waiting = secret_task(api, service)
+    assert waiting["node_id"] is None, waiting
+    assert "placement.secret.attestation" in waiting["reason"]
+    assert "(attestation: " not in waiting["reason"]  # the gate passed it
+    token = service.issue_token("tenant", "alice", timedelta(minutes=5))  # a fresh token
+    public = submit(api, {"Authorization": f"Bearer {token}"})
+    assert public["node_id"] == "n1"
+
+
+def test_low_trust_excludes_secret_work(api, service):
+    add_tenant(api, service, "alice")
+    add_node(api, service, "n1", region="eu")  # attested, affirming: only trust is short
     trusted(service, score=0.79, uncertainty=0.05)
     assert "placement.secret.trust" in secret_task(api, service)["reason"]
 

@@ -295,6 +295,22 @@ def test_quarantine_and_release_are_records(api, service, layer):
     assert "alice" not in actions[1].actor  # a person enters only as a commitment
 
 
+def test_an_analyst_quarantine_record_names_no_one(api, service, layer):
+    """The analyst's quarantine is a record whose actor and reason are commitments; the
+    quarantine's reference (which names the analyst) stays in the database."""
+    add_node(api, service, "n1")
+    analyst = bearer(service, "analyst", "zelda")
+    resp = api.post("/v1/nodes/n1/quarantine", json={"reason": "odd traffic"}, headers=analyst)
+    assert resp.status_code == 201, resp.text
+    assert "zelda" in resp.json()["reference_id"]
+    [action] = _actions(layer)
+    assert (action.action, action.target_id) == ("quarantine", "n1")
+    assert action.reasons == ("response.source.analyst",) and action.evidence_ids == ()
+    assert action.actor.startswith("sha256:") and action.detail is not None  # commitments
+    payload = parse_envelope(layer.log.read_entry(0)).payload
+    assert b"zelda" not in payload and b"odd traffic" not in payload
+
+
 def test_revocation_is_a_record(api, service, layer):
     add_node(api, service, "gone")
     resp = api.post("/v1/nodes/gone/revoke", json={"reason": "stolen"}, headers=admin(service))

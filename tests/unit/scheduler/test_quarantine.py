@@ -141,7 +141,8 @@ def test_trust_quarantine_goes_through_the_one_path_and_releases_through_trust(
     assert status(service, "bad") == NodeStatus.CORDONED
     rows = api.get("/v1/quarantines", headers=analyst(service)).json()
     assert [r["source"] for r in rows] == ["trust"]
-    assert recorded and recorded[0].source == "trust" and recorded[0].actor == "scheduler"
+    assert recorded and recorded[0].source == "trust"
+    assert recorded[0].actor == "spiffe://cntrust.local/scheduler/trust"  # the deciding service
     out = api.post(
         f"/v1/quarantines/{rows[0]['id']}/release",
         json={"note": "hardware replaced"},
@@ -150,7 +151,7 @@ def test_trust_quarantine_goes_through_the_one_path_and_releases_through_trust(
     assert out.status_code == 200, out.text
     assert status(service, "bad") == NodeStatus.ONLINE
     trust_body = api.get("/v1/nodes/bad/trust", headers=admin(service)).json()
-    assert trust_body["quarantine"] is None and trust_body["placement"]["eligible"]
+    assert trust_body["quarantine"] is None and trust_body["placement"]["eligible"], trust_body
     with service.read() as session:
         moved = session.exec(
             select(TaskEvent).where(col(TaskEvent.reason).contains("quarantined by trust"))

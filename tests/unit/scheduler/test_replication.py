@@ -14,6 +14,7 @@ from scheduler.models import Node, NodeStatus, Task, TaskEvent, TaskState
 from scheduler.replication import Replication, ReplicationConfig
 from scheduler.tables.replication import ReplicaCheck
 from scheduler.tables.trust import TrustEvidence
+from tests.unit.scheduler import attest_helpers
 from tests.unit.scheduler.helpers import add_tenant, admin, claim, report, submit
 from tests.unit.scheduler.replication_helpers import FakeAgent, drain, make_trusted
 
@@ -120,10 +121,16 @@ def test_the_engine_decides_the_share_and_the_cap_bounds_it(api, service):
     big = {"cpu_cores": 64, "memory_mb": 65536}
     FakeAgent(api, service, "host", operator="globex", **big)
     make_trusted(service, "host")
-    newbie = FakeAgent(api, service, "newbie", operator="acme", **big)
+    newbie = FakeAgent(api, service, "newbie", operator="acme", attested=False, **big)
     assert replication.share("newbie") == pytest.approx(0.3)  # a newcomer: the cap
+    # the attestation gate gives it work only once attested, and its first (affirming)
+    # result is evidence too: uncertainty 2/3 (prior weight 2), a smaller share
+    attest_helpers.attest(api, service, newbie.headers, "newbie")
+    assert replication.share("newbie") == pytest.approx(0.05 + 0.25 * (2 / 3) ** 2, rel=1e-4)
     assert 0.05 <= replication.share("host") < 0.07  # a well-known node: near the floor
-    tasks = [submit(api, alice, ["echo", str(i)]) for i in range(30)]
+    # exploration ranks the newcomer first while its load is low (bonus 2/3 x uncertainty:
+    # the idle trusted host outranks it once 27 tasks load its 64 cores)
+    tasks = [submit(api, alice, ["echo", str(i)]) for i in range(25)]
     assert {t["node_id"] for t in tasks} == {"newbie"}
     shares = []
     replicated = 0

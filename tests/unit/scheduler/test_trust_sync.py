@@ -20,6 +20,7 @@ from scheduler.models import Node, NodeStatus
 from scheduler.placement import NodeView
 from scheduler.service import Service
 from scheduler.tables.trust import TrustEvidence, TrustQuarantine
+from scheduler.trust_sync import TrustSync
 from scheduler.trust_wiring import TrustLayer
 from tests.unit.scheduler.helpers import add_node, add_tenant, admin, claim, report, submit
 
@@ -151,6 +152,44 @@ def test_a_quarantine_decided_across_replicas_is_taken_once(service, replicas):
     for layer in (one, two):
         assert view(layer, "n1").exclusion.startswith("quarantined by trust: verified-evidence")
     assert one.sync.sync().quarantined == ()  # replica one knew its own row already
+
+
+def test_a_release_committed_while_a_pass_reads_is_not_undone(service, replicas):
+    """A sync pass that read a quarantine row as active before this replica released the
+    node must not put the quarantine back (placement would exclude a released node until
+    the next pass)."""
+    one, _ = replicas
+    register(service, "n1")
+    assert view(one, "n1").exclusion is None
+    decision = trust.QuarantineDecision("n1", service.clock(), 0.1, 0.3, "ev-1", "score 0.10")  # type: ignore[attr-defined]
+
+    def take(session: Session) -> None:  # as the layer takes one (no pass mirrored it yet)
+        with one.lock:
+            one._mutated(session)
+            one._quarantine(session, decision)
+
+    service.write_sync(take)
+    assert view(one, "n1").exclusion.startswith("quarantined by trust")
+    read_active = one.sync._active
+    released: list[int] = []
+
+    def read_then_release(session: Session) -> list[TrustQuarantine]:
+        rows = read_active(session)  # the pass reads the row as active ...
+        released.append(service.write_sync(lambda s: one.release(s, "n1", "admin:a")))
+        return rows  # ... and the release commits before the pass mirrors what it read
+
+    one.sync._active = read_then_release  # type: ignore[method-assign]
+    got = one.sync.sync()
+    assert released == [1] and [r.node_id for r in read_active_rows(service)] == []
+    assert got.quarantined == () and view(one, "n1").exclusion is None
+    one.sync._active = read_active  # type: ignore[method-assign]
+    again = one.sync.sync()  # a fresh read: nothing active, nothing to undo
+    assert again.quarantined == again.released == () and view(one, "n1").exclusion is None
+
+
+def read_active_rows(service: Any) -> list[TrustQuarantine]:
+    with service.read() as session:
+        return TrustSync(service.trust)._active(session)
 
 
 def test_a_quarantine_taken_by_one_replica_is_honoured_by_the_others_placement(api, service, clock):

@@ -514,7 +514,10 @@ def install_layers(service: Service) -> None:
     if settings.layer_on("policy"):
         from scheduler.policy_wiring import install_placement
 
-        install_placement(service)  # the Cedar placement filter and decision records
+        # the Cedar placement filter and decision records; with the attestation gate on,
+        # a node without a result is "none" to Cedar too (never "unappraised")
+        attested = settings.layer_on("attestation") and settings.attestation_gate
+        install_placement(service, require_attestation=attested)
     if settings.layer_on("ids"):
         IncidentLayer.install(service)  # alerts -> incidents -> quarantine / revocation
     if settings.layer_on("attestation"):

@@ -11,11 +11,11 @@ node registered with, which the node chose):
 Invariants (fail closed):
 - A missing attestation result (None), an expired one, or one from the future is
   ``attestation_status = "none"`` with no age: every rule that needs a result refuses the
-  node — when ``require_attestation`` is set. Until the attestation layer fills the Node
-  row's fields, the scheduler runs with ``require_attestation=False`` (the default here):
-  a node without a result is then ``"unappraised"`` — the default pack places public and
-  internal work there and never secret work (fail closed for secret tasks). An expired
-  or future result is ``"none"`` either way.
+  node — when ``require_attestation`` is set, which the scheduler does whenever the
+  attestation layer and its gate are on. Without them (``require_attestation=False``,
+  the default here) a node without a result is ``"unappraised"`` — the default pack
+  places public and internal work there and never secret work (fail closed for secret
+  tasks). An expired or future result is ``"none"`` either way.
 - No trust layer: trust 0, uncertainty 1 (the cautious extreme).
 - No identity layer: nothing is known revoked (the authentication path has no revocations
   either); a node the identity layer revoked is ``revoked``.

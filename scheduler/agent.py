@@ -79,7 +79,13 @@ class Agent:
             self.node_id = self.identity.node_id
         self.signer: ResultSigner | None = None  # signs results (scheduler/agent_signing.py)
         self.attempts: dict[str, int] = {}
-        self.element = ElementReporter(config.data_dir, self.scratch)  # signed telemetry
+        from scheduler.attest_agent import agent_digest
+
+        # signed element telemetry, including drift of the agent's own code between
+        # attestation rounds
+        self.element = ElementReporter(
+            config.data_dir, self.scratch, measure=lambda: agent_digest().hex()
+        )
 
     # -- state -------------------------------------------------------------
     def _load_state(self) -> None:

@@ -100,8 +100,18 @@ class ElementReporter:
         node_ip: str = "127.0.0.1",
         proc_root: Path = Path("/proc"),
         clock: Callable[[], float] = time.time,
+        measure: Callable[[], str] | None = None,
+        measure_interval_s: float = 10.0,
     ) -> None:
         self.data_dir = data_dir
+        # the agent's own measurement (digest of its code as on disk now): the first one is
+        # what it started, and attested, with; a change while it runs is drift, reported
+        # within measure_interval_s (before the next attestation round)
+        self.measure = measure
+        self.measure_interval_s = measure_interval_s
+        self.attested_digest = ""
+        self._measured: tuple[float, str] = (float("-inf"), "")
+        self._reported_digest = ""
         self.scratch_root = scratch_root
         self.interval_s = interval_s
         self.linger_s = linger_s
@@ -166,7 +176,9 @@ class ElementReporter:
             if known.ended_at is not None and now - known.ended_at > self.linger_s:
                 del self.tasks[task_id]
                 self._history.pop(task_id, None)
-        if not self.tasks:
+        measured = self._measurement(now)
+        drifted = bool(self.attested_digest) and measured != self._reported_digest
+        if not self.tasks and not drifted:
             return None
         pids = self._task_pids()
         processes: list[ProcessSample] = []
@@ -204,8 +216,9 @@ class ElementReporter:
                     pids=tuple(s.pid for s in samples),
                 )
             )
-        if not usages:
+        if not usages and not drifted:
             return None
+        self._reported_digest = measured
         task_pids = [s.pid for s in processes]
         owned = set(task_pids)
         listening = tuple(
@@ -222,7 +235,25 @@ class ElementReporter:
             processes=tuple(processes),
             tasks=tuple(usages),
             file_writes=tuple(writes),
+            attested_digest=self.attested_digest,
+            measurement_digest=measured,
         )
+
+    def _measurement(self, now: float) -> str:
+        """The agent's measurement, re-read at most every ``measure_interval_s``."""
+        if self.measure is None:
+            return ""
+        at, digest = self._measured
+        if now - at >= self.measure_interval_s:
+            try:
+                digest = self.measure()
+            except Exception as exc:
+                log.warning("agent measurement failed: %s", exc)
+                digest = "unmeasurable"
+            self._measured = (now, digest)
+            if not self.attested_digest:
+                self.attested_digest = self._reported_digest = digest
+        return digest
 
     def signed_body(self, record: TelemetryRecord) -> bytes:
         return encode_signed_telemetry(sign_telemetry(record, self.key))

@@ -194,3 +194,28 @@ def test_another_agents_process_with_the_same_task_id_is_not_ours(tmp_path, abus
         reporter.task_started("t-abuse", cpu=1.0, memory_mb=512)
     assert mine._task_pids() == {"t-abuse": [abusive.pid]}
     assert other._task_pids() == {}
+
+
+def test_the_agents_own_code_drifting_between_attestations_is_reported(tmp_path):
+    """With no task running, a change of the agent's measurement is still sent: a record
+    with attested != measured, which the element layer turns into a drift alert."""
+    from ids.layers import detect_element
+
+    digest = ["aa" * 32]
+    now = [1000.0]
+    reporter = ElementReporter(
+        tmp_path / "agent", tmp_path / "scratch", clock=lambda: now[0],
+        measure=lambda: digest[0], measure_interval_s=10.0,
+    )  # fmt: skip
+    assert reporter.collect("n1") is None  # baseline taken, nothing to say
+    digest[0] = "bb" * 32
+    now[0] += 5
+    assert reporter.collect("n1") is None  # not re-measured yet
+    now[0] += 6
+    record = reporter.collect("n1")
+    assert record is not None and record.tasks == ()
+    assert (record.attested_digest, record.measurement_digest) == ("aa" * 32, "bb" * 32)
+    alerts = detect_element(record)
+    assert [a["cntrust"]["detection"] for a in alerts] == ["ids.element.measurement_drift"]
+    now[0] += 11
+    assert reporter.collect("n1") is None  # reported once, not every round

@@ -3,6 +3,7 @@ CNTRUST_DATABASE_URL names a PostgreSQL server), a service, an API client, token
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -26,12 +27,13 @@ class FakeClock:
         self.now += seconds
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database for one test."""
+@contextlib.contextmanager
+def fresh_database(path: Path) -> Iterator[str]:
+    """An empty database: a schema of its own on the PostgreSQL server that
+    CNTRUST_DATABASE_URL names, else a SQLite file at ``path``."""
     base = os.environ.get("CNTRUST_DATABASE_URL")
     if not base or not base.startswith("postgresql"):
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+        yield f"sqlite:///{path}"
         return
     import sqlalchemy as sa
 
@@ -40,10 +42,26 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    with fresh_database(tmp_path / "test.db") as url:
+        yield url
+
+
+@pytest.fixture
+def second_database_url(tmp_path: Path) -> Iterator[str]:
+    """Another fresh, empty database in the same test (a second deployment)."""
+    with fresh_database(tmp_path / "second.db") as url:
+        yield url
 
 
 @pytest.fixture

@@ -58,10 +58,15 @@ def _anchored_bundle(
     raise AssertionError("no anchored bundle: " + dep.log())
 
 
-def test_up_anchors_on_an_external_chain(tmp_path: Path, anvil: Node) -> None:
+def test_up_anchors_on_an_external_chain(
+    tmp_path: Path, anvil: Node, database_url: str, second_database_url: str
+) -> None:
     key = _key_file(tmp_path, anvil)
     dep = UpProcess(
-        tmp_path / "data", nodes=1, extra_args=["--chain-rpc", anvil.url, "--chain-key", str(key)]
+        tmp_path / "data",
+        nodes=1,
+        env={"CNTRUST_DATABASE_URL": database_url},
+        extra_args=["--chain-rpc", anvil.url, "--chain-key", str(key)],
     ).start()
     try:
         data, _ = _anchored_bundle(dep)
@@ -87,6 +92,7 @@ def test_up_anchors_on_an_external_chain(tmp_path: Path, anvil: Node) -> None:
     again = UpProcess(
         tmp_path / "data2",
         nodes=1,
+        env={"CNTRUST_DATABASE_URL": second_database_url},  # a deployment of its own
         extra_args=[
             "--chain-rpc", anvil.url, "--chain-key", str(key), "--contract", anchor.contract,
         ],

@@ -26,6 +26,7 @@ from scheduler.tables.attestation import AttestationResultRow
 from tests.integration.mtls_helpers import tls_client
 from tests.integration.test_swtpm import BIN_DIR, Swtpm, swtpm  # noqa: F401 (fixture)
 from tests.integration.test_tpm_enroll import (  # noqa: F401 (fixtures)
+    admin,
     cli,
     ek_ca_file,
     join_token,
@@ -84,6 +85,10 @@ def test_enrolled_node_attests_with_quotes(replica, node):  # noqa: F811
             select(AttestationResultRow).where(AttestationResultRow.node_id == "tpm-node")
         ).all()
     assert [r.evidence_type for r in rows] == ["tpm-quote", "tpm-quote"]
+    with httpx.Client(base_url=replica.plain_url) as client:  # what `node show` reads
+        shown = client.get("/v1/attestation/nodes/tpm-node", headers=admin(replica)).json()
+    assert shown["identity"]["tpm_enrolled"] is True
+    assert shown["attestation"]["status"] == "affirming"
 
 
 def test_quote_signed_by_another_ak_is_refused(replica, node, swtpm, tmp_path):  # noqa: F811

@@ -127,6 +127,7 @@ class Attester:
         accelerators: Sequence[Mapping[str, Any]] = (),
         interval_s: float | None = None,
         measure: Callable[[], dict[str, bytes]] = local_measurements,
+        tpm: bool | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.accelerators = accelerator_claims(accelerators)
@@ -134,6 +135,13 @@ class Attester:
         self.measure = measure
         self.key, self.ueid = self._load_or_create()
         self.bound = False
+        # a node enrolled with --tpm attests with TPM quotes (scheduler.attest_tpm)
+        self.tpm: Any = None
+        if tpm is None:
+            from scheduler.attest_tpm import enrolled
+
+            tpm = enrolled(data_dir)
+        self.use_tpm = tpm
         self.last: dict[str, Any] | None = None
 
     def _load_or_create(self) -> tuple[SigningKey, bytes]:
@@ -161,7 +169,7 @@ class Attester:
 
         Raises AttestError (with the problem type) when the scheduler refuses.
         """
-        if not self.bound:
+        if not self.bound and not self.use_tpm:
             await self.bind(client, headers)
         resp = await client.post("/v1/attestation/nonce", headers=dict(headers))
         _raise_for(resp, "fetching a nonce")
@@ -170,6 +178,9 @@ class Attester:
             self.interval_s = float(issued.get("interval_s", 30.0))
         nonce_b64 = str(issued["nonce"])
         nonce = _b64u_decode(nonce_b64)
+        if self.use_tpm:
+            body = await asyncio.to_thread(self._tpm_evidence, nonce, nonce_b64)
+            return await self._send(client, headers, body)
         token = make_eat(
             self.key,
             node_id=node_id,
@@ -181,6 +192,18 @@ class Attester:
             now=_now(),
         )
         body = {"type": "eat", "nonce": nonce_b64, "eat": token}
+        return await self._send(client, headers, body)
+
+    def _tpm_evidence(self, nonce: bytes, nonce_b64: str) -> dict[str, str]:
+        from scheduler.attest_tpm import TpmQuoter
+
+        if self.tpm is None:
+            self.tpm = TpmQuoter.load(self.data_dir)
+        return dict(self.tpm.evidence(nonce, nonce_b64, self.measure()))
+
+    async def _send(
+        self, client: httpx.AsyncClient, headers: Mapping[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
         resp = await client.post("/v1/attestation/evidence", json=body, headers=dict(headers))
         _raise_for(resp, "sending evidence")
         self.last = dict(resp.json())

@@ -59,6 +59,7 @@ from scheduler.attestation_store import (
     load_or_create_refvalues_key,
     prune_nonces,
 )
+from scheduler.attestation_tpm import check_no_other_ak, enrolled_ak
 from scheduler.db import after_commit
 from scheduler.errors import Conflict, NotFound, SchedulerError
 from scheduler.models import Node
@@ -224,6 +225,7 @@ class AttestationLayer:
         def op(session: Session) -> AttestationKey:
             if session.get(Node, node_id) is None:
                 raise NotFound(f"node {node_id} is not registered")
+            check_no_other_ak(session, node_id, ak_public)
             row = session.get(AttestationKey, node_id)
             if row is not None:
                 same = row.jwk == public and row.ueid == ueid.hex()
@@ -273,6 +275,15 @@ class AttestationLayer:
             if node is None:
                 raise NotFound(f"node {node_id} is not registered")
             key = session.get(AttestationKey, node_id)
+            tpm_ak = enrolled_ak(session, node_id) if evidence.type == "tpm-quote" else None
+            if tpm_ak is not None:  # a TPM-enrolled node: the AK recorded at enrollment
+                key = AttestationKey(
+                    node_id=node_id,
+                    ueid="",
+                    ak_public=tpm_ak.hex(),
+                    registered_at=now,
+                    registered_by="tpm-enrollment",
+                )
             if key is None:
                 raise Conflict(
                     f"node {node_id} has no attestation key", reason="attestation_key_missing"

@@ -40,6 +40,7 @@ class Scenario:
         self.checks: list[Check] = []
         admin_token = deployment.admin_token_path.read_text().strip()
         self.admin = Client(deployment.url, admin_token)
+        self.soft_tpm: Any = None  # scheduler.demo_tpm.PendingTpm where swtpm is installed
 
     def check(self, step: str, expected: str, observed: str, ok: bool) -> None:
         self.checks.append(Check(step, expected, observed, ok))
@@ -203,6 +204,9 @@ class Scenario:
         from scheduler import demo_ids  # the three IDS layers and the response loop
 
         demo_ids.run(self)
+        from scheduler import demo_tpm  # an extra node enrolls via a software TPM
+
+        demo_tpm.run(self, self.soft_tpm)
 
     def report(self) -> bool:
         table = Table("step", "expected", "observed", "", title="cntrust demo")
@@ -227,6 +231,9 @@ def run_demo(
         if root.exists() and any(root.iterdir()):
             console.print(f"[red]error:[/] {root} is not empty; the demo needs a fresh directory")
             return False
+        from scheduler import demo_tpm
+
+        soft_tpm = demo_tpm.begin(root)  # provisioned in the background meanwhile
         settings = Settings(
             data_dir=root,
             heartbeat_timeout_s=3.0,
@@ -234,6 +241,7 @@ def run_demo(
             database_url=None,
             alerts_track="by_dst",  # a spoofed flood aggregates by its target
             attestation_interval_s=1.0,
+            tpm_ek_ca_file=soft_tpm.ek_ca_file if soft_tpm is not None else None,
         )
         deployment = Deployment(
             settings, port=free_port(), nodes=default_nodes(3), quiet_agents=True
@@ -244,6 +252,7 @@ def run_demo(
             deployment.start()
             console.print(f"API on {deployment.url}, {len(deployment.agents)} node agents")
             scenario = Scenario(deployment, console)
+            scenario.soft_tpm = soft_tpm
             scenario.run()
             if extend is not None:
                 extend(scenario)
@@ -253,4 +262,6 @@ def run_demo(
                 scenario.check("scenario completes", "no errors", str(exc), False)
         finally:
             deployment.stop()
+            if soft_tpm is not None:
+                soft_tpm.stop()
         return scenario.report() if scenario is not None else False

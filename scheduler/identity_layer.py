@@ -54,6 +54,7 @@ from identity.pki import (
 from scheduler.authz import Principal
 from scheduler.db import after_commit
 from scheduler.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from scheduler.identity_operator_nodes import operator_node_ids
 from scheduler.identity_revocations import RevocationCache, RevocationSnapshot
 from scheduler.models import Node
 from scheduler.provenance_actions import record_response_action
@@ -322,6 +323,10 @@ class IdentityLayer:
         """Raises Unauthorized(reason="revoked") for a revoked node's token."""
         if principal.role in NODE_ROLES and self.revocations.node_revoked(principal.name):
             raise Unauthorized(f"node {principal.name} is revoked", reason="revoked")
+        if principal.role in NODE_ROLES and self.revocations.operator_revoked(principal.name):
+            raise Unauthorized(
+                f"node {principal.name}'s operator is revoked", reason="operator_revoked"
+            )
 
     def verify_node_svid(self, chain: bytes | list[bytes]) -> VerifiedSvid:
         """Verify a node's client X.509-SVID (mTLS) against this CA and the current
@@ -341,7 +346,10 @@ class IdentityLayer:
                     col(IdentityCertificate.node_id).in_(revoked_nodes)
                 )
             ).all()
+            operators = {r.operator for r in rows if r.operator is not None}
+            operator_nodes = operator_node_ids(session, operators)
         return RevocationSnapshot.of(
+            operator_node_ids=operator_nodes,
             node_ids=[r.node_id for r in rows if r.node_id is not None],
             serials=[int(s) for s, _ in certs] + [int(r.serial) for r in rows if r.serial],
             spiffe_ids=[spiffe for _, spiffe in certs],

@@ -5,8 +5,9 @@
   bundle so SVIDs it issued keep working until they expire. Other operators are untouched.
 - revoke: the operator's CA issues nothing more (enrollment and renewal refuse it) and a
   revocation row names the operator, so every replica refuses every SVID the operator's CA
-  (current or rotated-out) issued within the revocation snapshot's refresh interval, and
-  after a restart. The revocation is handed to ``service.record_response`` in the same
+  (current or rotated-out) issued, and the bearer tokens of the operator's nodes
+  (``operator_revoked``), within the revocation snapshot's refresh interval, and after a
+  restart. The revocation is handed to ``service.record_response`` in the same
   transaction (action ``response.revoke``, subject ``operator:<name>``).
 
 Refusals: NotFound (unknown operator), Conflict (``operator_revoked`` on rotating a revoked
@@ -23,6 +24,7 @@ from sqlmodel import Session, col, select
 from identity.pki import PkiError, save_ca
 from scheduler.db import after_commit
 from scheduler.errors import Conflict, NotFound
+from scheduler.identity_operator_nodes import operator_node_ids
 from scheduler.identity_revocations import RevocationSnapshot
 from scheduler.service import ResponseAction
 from scheduler.tables.identity import IdentityOperator, IdentityRevocation
@@ -103,7 +105,11 @@ def revoke_operator(
         )
         if existing is None:
             session.add(row)
-            after_commit(session, lambda: cache.add(revoked))
+            nodes = operator_node_ids(session, [name])  # their tokens are refused too
+            after_commit(
+                session,
+                lambda: cache.add(revoked.union(RevocationSnapshot.of(operator_node_ids=nodes))),
+            )
             service.record_response(  # the provenance log records the response action
                 session,
                 ResponseAction(

@@ -36,6 +36,8 @@ class RevocationSnapshot:
 
     node_ids: frozenset[str] = frozenset()
     revocations: RevocationSet = field(default_factory=RevocationSet)
+    # nodes of a revoked operator (scheduler/identity_operator_nodes.py): tokens refused
+    operator_node_ids: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -45,15 +47,19 @@ class RevocationSnapshot:
         serials: Iterable[int] = (),
         spiffe_ids: Iterable[str] = (),
         operators: Iterable[str] = (),
+        operator_node_ids: Iterable[str] = (),
     ) -> RevocationSnapshot:
         return cls(
             frozenset(node_ids),
             RevocationSet.of(serials=serials, spiffe_ids=spiffe_ids, operators=operators),
+            frozenset(operator_node_ids),
         )
 
     def union(self, other: RevocationSnapshot) -> RevocationSnapshot:
         return RevocationSnapshot(
-            self.node_ids | other.node_ids, self.revocations.union(other.revocations)
+            self.node_ids | other.node_ids,
+            self.revocations.union(other.revocations),
+            self.operator_node_ids | other.operator_node_ids,
         )
 
 
@@ -86,6 +92,10 @@ class RevocationCache:
 
     def node_revoked(self, node_id: str) -> bool:
         return node_id in self.snapshot().node_ids
+
+    def operator_revoked(self, node_id: str) -> bool:
+        """True when ``node_id`` belongs to a revoked operator."""
+        return node_id in self.snapshot().operator_node_ids
 
     def add(self, revoked: RevocationSnapshot) -> None:
         """Make a just-committed revocation effective on this replica at once."""

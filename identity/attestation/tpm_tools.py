@@ -28,6 +28,7 @@ EK_RSA_CERT_NV_INDEX = 0x01C00002
 DEFAULT_TIMEOUT_S = 30.0
 OWNER_PERSISTENT_FIRST = 0x81000000
 OWNER_PERSISTENT_LAST = 0x817FFFFF
+RESETTABLE_PCRS = frozenset({16, 23})
 
 
 def _check_persistent(handle: int) -> None:
@@ -166,6 +167,12 @@ class Tpm2Tools:
         if not 0 <= pcr < 24 or len(digest) != 32:
             raise ValueError("pcr must be 0..23 and digest 32 bytes")
         self._run("tpm2_pcrextend", f"{pcr}:sha256={digest.hex()}")
+
+    def reset_pcr(self, pcr: int) -> None:
+        """TPM2_PCR_Reset of a resettable PCR (16 debug, 23 application at locality 0)."""
+        if pcr not in RESETTABLE_PCRS:
+            raise ValueError(f"pcr must be one of {sorted(RESETTABLE_PCRS)}")
+        self._run("tpm2_pcrreset", str(pcr))
 
     def quote(self, nonce: bytes, pcrs: Sequence[int]) -> tuple[bytes, bytes]:
         """TPM2_Quote of SHA-256 ``pcrs`` with ``nonce`` as qualifying data.

@@ -172,7 +172,8 @@ def render_attestation(body: dict[str, Any]) -> list[Any]:
         f"identity: operator {ident['operator']}; {certs}"
         + ("; [red]REVOKED[/]: " + str(ident["revocation_reason"]) if ident["revoked"] else ""),
         "attestation key: "
-        + (f"{key['alg']} {key['kid']}" + (" + TPM AK" if key["tpm"] else "") if key else "none"),
+        + (f"{key['alg']} {key['kid']}" + (" + TPM AK" if key["tpm"] else "") if key else "none")
+        + ("; TPM AK from enrollment (quotes)" if ident.get("tpm_enrolled") else ""),
         f"attestation: {att['status'] or 'missing'} (result {att['result_id'] or '-'}); "
         + ("permits work" if att["permits_work"] else f"[red]excluded[/]: {att['exclusion']}"),
     ]

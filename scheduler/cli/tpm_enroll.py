@@ -56,4 +56,8 @@ def enroll_with_tpm(
     except TpmToolError as exc:
         fail(f"the TPM could not activate the credential: {exc}", 1)
     answer = {"join_token": body["join_token"], "activated_credential": _b64(activated)}
-    return dict(client.request("POST", f"/v1/enroll/tpm/{begin['challenge_id']}", json=answer))
+    result = dict(client.request("POST", f"/v1/enroll/tpm/{begin['challenge_id']}", json=answer))
+    from scheduler.attest_tpm import write_state
+
+    write_state(directory, tcti)  # the agent attests with quotes from this AK from now on
+    return result

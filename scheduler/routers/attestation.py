@@ -34,6 +34,7 @@ from scheduler.attestation import (
 )
 from scheduler.attestation_gate import gate_reason
 from scheduler.attestation_store import refset_out
+from scheduler.attestation_tpm import enrolled_ak
 from scheduler.authz import Resource
 from scheduler.errors import InvalidRequest, NotFound
 from scheduler.models import Node
@@ -149,6 +150,7 @@ def node_attestation(
         if node is None:
             raise NotFound(f"node {node_id} not found")
         key = session.get(AttestationKey, node_id)
+        tpm_enrolled = enrolled_ak(session, node_id) is not None
         certs = session.exec(
             select(IdentityCertificate)
             .where(IdentityCertificate.node_id == node_id)
@@ -170,6 +172,8 @@ def node_attestation(
             ],
             "revoked": revoked is not None,
             "revocation_reason": revoked.reason if revoked is not None else None,
+            # enrolled with --tpm: quotes are verified with the AK recorded at enrollment
+            "tpm_enrolled": tpm_enrolled,
             "attestation_key": (
                 {
                     "kid": key.jwk.get("kid"),

@@ -113,6 +113,8 @@ class ElementReporter:
         self._measured: tuple[float, str] = (float("-inf"), "")
         self._reported_digest = ""
         self.scratch_root = scratch_root
+        # resolved once: the runner puts the same real path in each task's TMPDIR
+        self._real_scratch_root = os.path.realpath(scratch_root)
         self.interval_s = interval_s
         self.linger_s = linger_s
         self.node_ip = node_ip
@@ -131,7 +133,7 @@ class ElementReporter:
 
     # -- what the agent tells it ----------------------------------------------------------
     def task_started(self, task_id: str, cpu: float, memory_mb: int) -> None:
-        scratch = str((self.scratch_root / task_id).resolve())
+        scratch = os.path.join(self._real_scratch_root, task_id)
         self.tasks[task_id] = _Known(task_id, cpu, memory_mb, scratch)
 
     def task_ended(self, task_id: str) -> None:

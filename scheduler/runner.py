@@ -7,6 +7,7 @@ child itself, not from process-wide counters, so concurrent tasks do not blur.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -99,6 +100,13 @@ def _command(spec: TaskSpec) -> tuple[list[str], bool]:
     return [PRLIMIT, *flags, "--", *spec.command], False
 
 
+@functools.lru_cache(maxsize=64)
+def _real_root(scratch_root: str) -> str:
+    """The scratch root as an absolute path without symlinks (resolved once, not per task:
+    realpath costs a system call per path component)."""
+    return os.path.realpath(scratch_root)
+
+
 def run_task(spec: TaskSpec, scratch_root: Path, *, keep_scratch: bool = False) -> RunResult:
     """Run ``spec`` to completion or timeout. Never raises for task failures."""
     scratch = scratch_root / spec.id
@@ -109,7 +117,8 @@ def run_task(spec: TaskSpec, scratch_root: Path, *, keep_scratch: bool = False) 
     except FileNotFoundError:
         scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     out_path = scratch / ".stdout"
-    home = str(scratch.resolve())  # absolute: the element sensor matches it (element_agent)
+    # absolute and free of symlinks: the element sensor matches it (element_agent)
+    home = os.path.join(_real_root(str(scratch_root)), spec.id)
     env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "HOME": home,

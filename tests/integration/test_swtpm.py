@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +41,8 @@ from identity.attestation import (
     parse_public,
     verify_quote,
 )
+from scheduler.demo_tpm import missing_tools
+from scheduler.demo_tpm import start as start_soft_tpm
 
 pytestmark = pytest.mark.swtpm
 
@@ -73,20 +73,6 @@ LOG = MeasurementLog.of(
 )
 
 
-def _free_port_pair() -> int:
-    """A free loopback port P with P+1 free too (the swtpm TCTI expects control at P+1)."""
-    for _ in range(50):
-        with socket.socket() as first, socket.socket() as second:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free pair of loopback ports")
-
-
 @dataclass
 class Swtpm:
     tcti: str
@@ -94,64 +80,19 @@ class Swtpm:
     root: Path
 
 
-def _provision(root: Path) -> Path:
-    state, ca = root / "state", root / "ca"
-    state.mkdir()
-    ca.mkdir()
-    (root / "localca.conf").write_text(
-        f"statedir = {ca}\nsigningkey = {ca}/signkey.pem\n"
-        f"issuercert = {ca}/issuercert.pem\ncertserial = {ca}/certserial\n"
-    )
-    (root / "localca.options").write_text(
-        "--platform-manufacturer cntrust\n--platform-model test\n"
-    )
-    (root / "setup.conf").write_text(
-        f"create_certs_tool = {shutil.which('swtpm_localca')}\n"
-        f"create_certs_tool_config = {root}/localca.conf\n"
-        f"create_certs_tool_options = {root}/localca.options\n"
-        "active_pcr_banks = sha256\n"
-    )
-    subprocess.run(
-        [
-            *("swtpm_setup", "--tpm2", "--tpmstate", str(state), "--create-ek-cert"),
-            *("--config", str(root / "setup.conf"), "--logfile", str(root / "setup.log")),
-        ],
-        check=True,
-        timeout=60,
-    )
-    return state
-
-
 @pytest.fixture(scope="module")
 def swtpm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swtpm]:
-    root = tmp_path_factory.mktemp("swtpm")
-    state = _provision(root)
-    port = _free_port_pair()
-    ctrl = port + 1
-    proc = subprocess.Popen(
-        [
-            *("swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}"),
-            *("--server", f"type=tcp,port={port},bindaddr=127.0.0.1"),
-            *("--ctrl", f"type=tcp,port={ctrl},bindaddr=127.0.0.1"),
-            *("--flags", "not-need-init,startup-clear"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """A provisioned swtpm (EK certificate from swtpm_localca) on free loopback ports,
+    started the way ``cntrust demo`` starts its own (scheduler.demo_tpm.start)."""
+    data_dir = tmp_path_factory.mktemp("swtpm")
+    tpm = start_soft_tpm(data_dir)
+    if tpm is None:
+        pytest.skip(f"swtpm/tpm2-tools not installed (missing: {', '.join(missing_tools())})")
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", ctrl), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("swtpm did not start") from None
-                time.sleep(0.05)
-        yield Swtpm(f"swtpm:host=127.0.0.1,port={port}", root / "ca", root)
+        root = data_dir / "swtpm"
+        yield Swtpm(tpm.tcti, root / "ca", root)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        tpm.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session
@@ -30,6 +31,7 @@ from audit_chain import (
     usage_counters,
 )
 from audit_chain.node_result import verify_node_signature
+from scheduler.db import SHARED_KEY, after_commit
 from scheduler.errors import Conflict, InvalidRequest, SchedulerError
 from scheduler.models import Task
 from scheduler.tables.node_keys import NodeResultKey
@@ -98,6 +100,38 @@ def to_ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+@dataclass(frozen=True)
+class _ResultKey:
+    key_id: str
+    public_key: bytes
+
+
+def _result_key(session: Session, node_id: str) -> _ResultKey | None:
+    """The node's registered result key.
+
+    A registered key never changes or goes away (``register_result_key`` refuses a second
+    key), so a found key is remembered for the process; a node without one is looked up
+    once per transaction (it may register a key at any time, on any replica)."""
+    known: dict[str, _ResultKey] = session.info.setdefault(SHARED_KEY, {}).setdefault(
+        "node_result_keys", {}
+    )
+    found = known.get(node_id)
+    if found is not None:
+        return found
+    missing: set[str] = session.info.setdefault(KEYS_KEY, set())
+    if node_id in missing:
+        return None
+    with session.no_autoflush:  # the batch's pending writes wait for its one flush
+        row = session.get(NodeResultKey, node_id)
+    if row is None:
+        missing.add(node_id)
+        return None
+    found = _ResultKey(row.key_id, base64.b64decode(row.public_key))
+    # remembered once committed: a key registered in this very transaction may roll back
+    after_commit(session, lambda: known.__setitem__(node_id, found))
+    return found
+
+
 def check_report(session: Session, node_id: str, task: Task, report: Report) -> None:
     """Verify the node's signature over ``report`` when the node has a result key.
 
@@ -105,10 +139,7 @@ def check_report(session: Session, node_id: str, task: Task, report: Report) -> 
         NodeSignatureInvalid: reason ``missing`` (no signature), ``incomplete`` (no start or
             end time), ``bad_encoding``, ``bad_signature`` or ``bad_key``.
     """
-    keys: dict[str, NodeResultKey | None] = session.info.setdefault(KEYS_KEY, {})
-    if node_id not in keys:  # one lookup per node and transaction (a batch of reports)
-        keys[node_id] = session.get(NodeResultKey, node_id)
-    row = keys[node_id]
+    row = _result_key(session, node_id)
     if row is None:
         return
     signature = report.node_signature
@@ -122,7 +153,7 @@ def check_report(session: Session, node_id: str, task: Task, report: Report) -> 
             "a signed result needs started_at and finished_at", reason="incomplete"
         )
     sig = _b64url(signature)
-    public_key = base64.b64decode(row.public_key)
+    public_key = row.public_key
     started_ms, finished_ms = to_ms(report.started_at), to_ms(report.finished_at)
     message = node_result_message(
         task_id=task.id,

@@ -42,7 +42,7 @@ from policies import (
     uid,
 )
 from scheduler.authz import Authorizer, AuthzDecision, Principal, Resource
-from scheduler.policy_facts import absent_node_entity, accelerator_kinds, node_entity
+from scheduler.policy_facts import absent_node_entity
 
 if TYPE_CHECKING:
     from scheduler.policy_wiring import PolicySync
@@ -228,47 +228,31 @@ def _task(resource: Resource) -> Entity:
     )
 
 
-NODE_FACTS_TTL_S = 1.0
-"""How long a node's facts read from the database are reused: a revocation or quarantine
-written to the node takes effect on its requests within this time."""
-NODE_FACTS_CACHE_SIZE = 10_000
+def database_node_facts(service: Service) -> NodeFacts:
+    """Node facts for a node's own requests: the facts placement uses
+    (:class:`scheduler.policy_node_facts.SchedulerNodeFacts`: attestation from the node's
+    current result, trust from the trust layer, revocation from the identity layer), never
+    the labels the node registered with.
 
-
-def database_node_facts(
-    service: Service,
-    *,
-    ttl_s: float = NODE_FACTS_TTL_S,
-    monotonic: Callable[[], float] = time.monotonic,
-) -> NodeFacts:
-    """Node facts read from the scheduler's ``Node`` table (see :mod:`policy_facts`),
-    reused for ``ttl_s``; an unregistered node is looked up again on every call."""
+    The node's row is read on every request (one primary-key lookup), so a new attestation
+    result, a quarantine or a revocation decides the node's very next request."""
     from scheduler.models import Node
+    from scheduler.policy_node_facts import SchedulerNodeFacts
+    from scheduler.store import node_view
 
-    cache: dict[str, tuple[float, Entity]] = {}
+    settings = service.settings
+    scheduler_facts = SchedulerNodeFacts(
+        service,
+        require_attestation=settings.layer_on("attestation") and settings.attestation_gate,
+    )
 
     def facts(node_id: str) -> Entity | None:
-        now = monotonic()
-        hit = cache.get(node_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
         if len(node_id) > 64:
             return None
         with service.read() as session:
             row = session.get(Node, node_id)
-        if row is None:
-            cache.pop(node_id, None)
-            return None
-        entity = node_entity(
-            row.id,
-            region=row.region,
-            operator=row.operator,
-            accelerators=accelerator_kinds(row.accelerators),
-            labels=row.labels,
-        )
-        if len(cache) >= NODE_FACTS_CACHE_SIZE:
-            cache.pop(next(iter(cache)))
-        cache[node_id] = (now + ttl_s, entity)
-        return entity
+            view = None if row is None else node_view(row)
+        return None if view is None else scheduler_facts(view)
 
     return facts
 

@@ -31,6 +31,7 @@ class FakeAgent:
         self.headers = add_node(api, service, name, operator=operator, **spec)
         self.ran: list[str] = []
         self.refused: list[dict[str, Any]] = []
+        self.claims_refused = 0
 
     def digest(self, command: list[str]) -> str:
         if self.lie:
@@ -42,6 +43,10 @@ class FakeAgent:
         resp = self.api.post(
             "/v1/agent/claim", json={"max_tasks": 64, "wait_s": 0}, headers=self.headers
         )
+        if resp.status_code == 403:  # quarantined (or revoked): the node receives nothing
+            assert resp.json()["policy_ids"] == ["node.unfit-receives-nothing"], resp.text
+            self.claims_refused += 1
+            return 0
         assert resp.status_code == 200, resp.text
         tasks = resp.json()
         if not tasks:

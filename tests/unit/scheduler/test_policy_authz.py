@@ -194,25 +194,12 @@ def test_tenant_clearance_comes_from_the_token(api, service):
 
 
 def test_unfit_node_claims_nothing(api, service):
-    add_node(api, service, "bad", labels={"attestation_status": "contraindicated"})
+    """Its labels say it is attested; the scheduler has no result for it."""
+    add_node(api, service, "bad", labels={"attestation_status": "affirming"}, attested=False)
     bad = bearer(service, "node", "bad")
     resp = api.post("/v1/agent/claim", json={"wait_s": 0}, headers=bad)
     assert resp.status_code == 403
     assert resp.json()["policy_ids"] == ["node.unfit-receives-nothing"]
-    revoked = add_node(api, service, "gone", labels={"revoked": "true"}, attested=False)
-    beat = api.post("/v1/agent/heartbeat", json={"running": []}, headers=revoked)
-    assert beat.json()["policy_ids"] == ["node.revoked-silent"]
-
-
-def test_node_with_malformed_facts_is_refused_with_a_reason(api, service):
-    # its facts (from its labels) are malformed: it cannot attest either, so it is added
-    # without attesting and every request it makes is refused, naming the fact
-    odd = add_node(api, service, "odd", labels={"trust": "very"}, attested=False)
-    resp = api.post("/v1/agent/heartbeat", json={"running": []}, headers=odd)
-    assert resp.status_code == 403
-    assert "labels.trust" in resp.json()["reasons"][0]
-    nonce = api.post("/v1/attestation/nonce", headers=odd)
-    assert nonce.status_code == 403 and "labels.trust" in nonce.json()["reasons"][0]
 
 
 def test_unregistered_node_token_is_refused(api, service):
@@ -349,22 +336,42 @@ def test_unknown_action_and_role_deny_with_a_reason(service):
     assert not missing.allowed and "missing" in missing.reasons[0]
 
 
-def test_node_facts_are_reused_for_a_short_while_only(api, service):
+def test_node_facts_follow_the_node_row_at_once(api, service, clock):
     from scheduler.models import Node
     from scheduler.policy_authz import database_node_facts
 
-    add_node(api, service, "n7")
-    now = [100.0]
-    facts = database_node_facts(service, ttl_s=1.0, monotonic=lambda: now[0])
-    assert facts("n7").attrs["revoked"] is False
+    add_node(api, service, "n7", attested=False)
+    facts = database_node_facts(service)
+    assert facts("n7").attrs["attestation_status"] in ("none", "unappraised")
 
-    def revoke(session):
+    def contraindicate(session):
         node = session.get(Node, "n7")
-        node.labels = {"revoked": "true"}
+        node.attestation_status = "contraindicated"
+        node.attested_at = clock()
+        node.attestation_expires_at = clock() + 600
         session.add(node)
 
-    service.write_sync(revoke)
-    assert facts("n7").attrs["revoked"] is False  # within the TTL
-    now[0] += 1.01
-    assert facts("n7").attrs["revoked"] is True
+    service.write_sync(contraindicate)
+    assert facts("n7").attrs["attestation_status"] == "contraindicated"
     assert facts("nobody") is None
+    assert facts("x" * 65) is None
+
+
+def test_node_facts_ignore_what_the_node_says_about_itself(api, service):
+    """A node's own requests are decided on the facts placement uses (its attestation
+    result, the trust layer, the revocation set), never on labels it registered with."""
+    from scheduler.models import Node
+    from scheduler.policy_authz import database_node_facts
+    from scheduler.policy_node_facts import SchedulerNodeFacts
+    from scheduler.store import node_view
+
+    lies = {"trust": "1.0", "uncertainty": "0", "attestation_status": "affirming"}
+    add_node(api, service, "liar", attested=False, labels=lies | {"revoked": "false"})
+    entity = database_node_facts(service)("liar")
+    assert entity.attrs["attestation_status"] != "affirming"
+    with service.read() as session:
+        view = node_view(session.get(Node, "liar"))
+    placement = SchedulerNodeFacts(service, require_attestation=entity.attrs[
+        "attestation_status"] == "none")(view)  # fmt: skip
+    assert entity.attrs == placement.attrs
+    assert entity.attrs["trust_permille"] < 1000 or entity.attrs["uncertainty_permille"] > 0

@@ -72,7 +72,7 @@ def test_jwt_verify(benchmark: Any, algorithm: str) -> None:
     token = TokenIssuer(keys, "https://cntrust", time.time).issue(
         "tenant-1", "cntrust-api", timedelta(minutes=5)
     )
-    verifier = TokenVerifier(keys.verification_keys, "https://cntrust", "cntrust-api", time.time)
+    verifier = TokenVerifier(keys.keys_by_kid, "https://cntrust", "cntrust-api", time.time)
     _run(benchmark, lambda: verifier.verify(token))
 
 
@@ -81,7 +81,7 @@ def test_jwt_svid_verify(benchmark: Any) -> None:
     issuer = JwtSvidIssuer(TokenIssuer(keys, "https://cntrust", time.time), TD)
     token = issuer.issue(f"spiffe://{TD}/operator/acme/node/n1", "cntrust-api")
     verifier = JwtSvidVerifier(
-        TokenVerifier(keys.verification_keys, "https://cntrust", "cntrust-api", time.time), TD
+        TokenVerifier(keys.keys_by_kid, "https://cntrust", "cntrust-api", time.time), TD
     )
     _run(benchmark, lambda: verifier.verify(token))
 

@@ -8,6 +8,7 @@ from identity.tokens import (
     TokenIssuer,
     TokenVerifier,
     VerificationKey,
+    keys_by_kid,
     verification_key_from_jwk,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "TokenVerifier",
     "VerificationError",
     "VerificationKey",
+    "keys_by_kid",
     "verification_key_from_jwk",
 ]

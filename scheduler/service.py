@@ -79,7 +79,7 @@ class Service:
         self.keyset = load_or_create_keyset(settings.data_dir)
         self.issuer = TokenIssuer(self.keyset, settings.issuer, clock)
         self.verifier = TokenVerifier(
-            self.keyset.verification_keys, settings.issuer, settings.audience, clock
+            self.keyset.keys_by_kid, settings.issuer, settings.audience, clock
         )
         self.authorizer: Authorizer = authorizer or BuiltinAuthorizer()
         if authorizer is None and settings.layer_on("policy"):

@@ -24,8 +24,9 @@ Claims (JWT form; ``cntrust_*`` are private claims of the cntrust profile)::
 7. nonce: ``eat_nonce`` equals the nonce and the registry accepts it for
    this node (``nonce``; ``nonce_*``)
 
-Verification is done directly on the compact JWS with ``cryptography`` (no
-pyjwt on the hot path); signing uses pyjwt.
+Verification is done directly on the compact JWS with
+:meth:`identity.tokens.VerificationKey.verify_signature` (Ed25519 through libsodium, ES256
+through ``cryptography``; no pyjwt on the hot path); signing uses pyjwt.
 """
 
 from __future__ import annotations
@@ -41,9 +42,6 @@ from typing import Any
 
 import jwt
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from identity.attestation.errors import EatVerificationError
 from identity.attestation.nonces import NonceRegistry
@@ -60,7 +58,6 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/:+-]{0,127}$")
 _TEXT_RE = re.compile(r"^[A-Za-z0-9 ._/:+()-]{1,128}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 _COMPACT_JWS_RE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
-_ES256 = ec.ECDSA(hashes.SHA256())
 
 
 def _b64u(data: bytes) -> str:
@@ -138,16 +135,9 @@ def make_eat(
 
 
 def _verify_signature(key: VerificationKey, signing_input: bytes, signature: bytes) -> None:
-    public = key.public_key
+    # the JWT verifier's check: Ed25519 through libsodium, ES256 as R || S (64 bytes each)
     try:
-        if isinstance(public, ed25519.Ed25519PublicKey):
-            public.verify(signature, signing_input)
-        else:
-            if len(signature) != 64:
-                raise _refuse("ES256 signature must be 64 bytes", "signature")
-            r = int.from_bytes(signature[:32], "big")
-            s = int.from_bytes(signature[32:], "big")
-            public.verify(encode_dss_signature(r, s), signing_input, _ES256)
+        key.verify_signature(signature, signing_input)
     except InvalidSignature as exc:
         raise _refuse("EAT is not signed by the node's enrolled key", "signature") from exc
 

@@ -56,7 +56,7 @@ _SVID = _CA.issue_svid(_CSR_PEM, "acme", "n1")
 _LEAF_DER = _SVID.certificate.public_bytes(serialization.Encoding.DER)
 _KEYS = KeySet(SigningKey.generate())
 _TOKEN = TokenIssuer(_KEYS, "iss", _CLOCK).issue("sub", "aud", timedelta(minutes=5))
-_VERIFIER = TokenVerifier(_KEYS.verification_keys, "iss", "aud", _CLOCK)
+_VERIFIER = TokenVerifier(_KEYS.keys_by_kid, "iss", "aud", _CLOCK)
 _JOIN_TOKEN, _JOIN_RECORD = create_join_token("acme", now=T0)
 
 

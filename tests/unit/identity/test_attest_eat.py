@@ -8,7 +8,7 @@ import json
 import jwt
 import pytest
 
-from identity import SigningKey
+from identity import SigningKey, verification_key_from_jwk
 from identity.attestation import (
     AcceleratorClaims,
     EatVerificationError,
@@ -73,6 +73,10 @@ def _reason(*args: object, **kw: object) -> str:
     with pytest.raises((EatVerificationError, NonceVerificationError)) as err:
         _decode(*args, **kw)  # type: ignore[arg-type]
     return err.value.reason
+
+
+def b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _forge(key: SigningKey, claims: dict, alg: str | None = None) -> str:
@@ -207,6 +211,25 @@ def test_es256_signature_length_checked(nonces: NonceRegistry, clock: Clock) -> 
     head, body, _ = _token(key, nonce, clock).split(".")
     short = base64.urlsafe_b64encode(b"\x01" * 63).rstrip(b"=").decode()
     assert _reason(f"{head}.{body}.{short}", key, nonce, nonces, clock) == "signature"
+
+
+def test_ed25519_checked_as_strictly_as_jwts(nonces: NonceRegistry, clock: Clock) -> None:
+    # the same libsodium check as identity.tokens: a malleated S, and the R = neutral point,
+    # S = 0 forgery under a small-order enrolled key (OpenSSL accepts the latter)
+    key = SigningKey.generate("EdDSA")
+    nonce = nonces.issue(NODE)
+    head, body, sig = _token(key, nonce, clock).split(".")
+    raw = base64.urlsafe_b64decode(sig + "==")
+    s = int.from_bytes(raw[32:], "little") + 2**252 + 27742317777372353535851937790883648493
+    malleated = base64.urlsafe_b64encode(raw[:32] + s.to_bytes(32, "little")).rstrip(b"=")
+    assert _reason(f"{head}.{body}.{malleated.decode()}", key, nonce, nonces, clock) == "signature"
+    identity_point = (1).to_bytes(32, "little")
+    weak = verification_key_from_jwk(
+        {"kty": "OKP", "crv": "Ed25519", "kid": "weak", "x": b64u(identity_point)}
+    )
+    forged = f"{head}.{body}.{b64u(identity_point + bytes(32))}"
+    assert _reason(forged, key, nonce, nonces, clock, node_key=weak) == "signature"
+    assert _decode(f"{head}.{body}.{sig}", key, nonce, nonces, clock).node_id == NODE
 
 
 def test_make_eat_bounds_lifetime() -> None:

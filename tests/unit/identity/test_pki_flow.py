@@ -73,7 +73,7 @@ def test_life_cycle(tmp_path: Path) -> None:
         identity.spiffe_id, "cntrust-api"
     )
     verified = JwtSvidVerifier(
-        TokenVerifier(keys.verification_keys, "https://cntrust", "cntrust-api", clock), TD
+        TokenVerifier(keys.keys_by_kid, "https://cntrust", "cntrust-api", clock), TD
     ).verify(jwt_svid)
     assert verified.spiffe_id.segments == ("operator", "acme", "node", "gpu-7")
 

@@ -41,7 +41,7 @@ def issuer(keys: KeySet, clock: Clock) -> JwtSvidIssuer:
 
 
 def verifier(keys: KeySet, clock: Clock) -> JwtSvidVerifier:
-    return JwtSvidVerifier(TokenVerifier(keys.verification_keys, ISS, AUD, clock), TD)
+    return JwtSvidVerifier(TokenVerifier(keys.keys_by_kid, ISS, AUD, clock), TD)
 
 
 def test_round_trip(keys: KeySet, clock: Clock) -> None:
@@ -135,7 +135,7 @@ def test_revoked_node_tokens_are_refused(keys: KeySet, clock: Clock) -> None:
         return revocations
 
     checked = JwtSvidVerifier(
-        TokenVerifier(keys.verification_keys, ISS, AUD, clock), TD, revocations=current
+        TokenVerifier(keys.keys_by_kid, ISS, AUD, clock), TD, revocations=current
     )
     token = issuer(keys, clock).issue(NODE, AUD)
     assert checked.verify(token).spiffe_id.uri == NODE

@@ -25,8 +25,8 @@ import json
 import math
 from collections.abc import Mapping
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+import nacl.bindings
+import nacl.exceptions
 
 from audit_chain.errors import NodeResultVerificationError
 from audit_chain.predicates import TaskExecution
@@ -103,20 +103,24 @@ def node_result_message(
 def verify_node_signature(public_key: bytes, sig: bytes, message: bytes) -> None:
     """Check an Ed25519 signature by a raw 32-byte public key.
 
+    Verified with libsodium, which also refuses small-order and non-canonical keys and
+    small-order ``R`` (OpenSSL accepts ``R = identity, S = 0`` under the identity key for
+    every message: a signature that binds the node to nothing).
+
     Raises:
         NodeResultVerificationError: ``bad_key`` (not a 32-byte Ed25519 key) or
             ``bad_signature`` (the signature does not verify).
     """
     key_id = node_key_id(public_key)
-    try:
-        key = Ed25519PublicKey.from_public_bytes(public_key)
-    except ValueError as exc:
+    if len(public_key) != 32:
         raise NodeResultVerificationError(
             "the node key is not a raw Ed25519 public key", reason="bad_key"
-        ) from exc
+        )
     try:
-        key.verify(sig, message)
-    except InvalidSignature as exc:
+        if len(sig) != 64:  # libsodium would split signature || message elsewhere
+            raise nacl.exceptions.BadSignatureError
+        nacl.bindings.crypto_sign_open(sig + message, public_key)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as exc:
         raise NodeResultVerificationError(
             f"the node's signature does not verify with key {key_id}",
             reason="bad_signature",

@@ -168,3 +168,33 @@ def test_cli_names_the_node_signature_step(tmp_path: Any) -> None:
     result = CliRunner().invoke(app, ["verify", str(path), "--log-key", vkey, "--allow-unanchored"])
     assert result.exit_code == 1
     assert "FAILED at step node_signature" in result.output
+
+
+IDENTITY_POINT = bytes([1]) + bytes(31)  # the Ed25519 neutral element, encoded
+
+
+@pytest.mark.parametrize(
+    ("key", "sig"),
+    [
+        # R = identity, S = 0 under the identity key: OpenSSL accepts it for every message
+        (IDENTITY_POINT, IDENTITY_POINT + bytes(32)),
+        (bytes(32), bytes(64)),  # a small-order key and an all-zero signature
+        (IDENTITY_POINT, IDENTITY_POINT + bytes(31)),  # 63 bytes
+    ],
+    ids=["identity-forgery", "zero", "short"],
+)
+def test_signatures_that_bind_nobody_are_refused(key: bytes, sig: bytes) -> None:
+    from audit_chain.node_result import verify_node_signature
+
+    for message in (b"", b"any result at all"):
+        with pytest.raises(NodeResultVerificationError) as caught:
+            verify_node_signature(key, sig, message)
+        assert caught.value.reason == "bad_signature"
+
+
+def test_a_key_of_the_wrong_length_is_a_bad_key() -> None:
+    from audit_chain.node_result import verify_node_signature
+
+    with pytest.raises(NodeResultVerificationError) as caught:
+        verify_node_signature(bytes(31), bytes(64), b"m")
+    assert caught.value.reason == "bad_key"

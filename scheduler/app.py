@@ -19,7 +19,7 @@ from sqlmodel import Session, col, func, select
 from scheduler import store
 from scheduler.authz import Principal, Resource
 from scheduler.errors import Conflict, Forbidden, NotFound, SchedulerError, Unauthorized
-from scheduler.models import Node, Task, TaskEvent, TaskState, Tenant
+from scheduler.models import Node, Task, TaskEvent, TaskState, Tenant, new_row
 from scheduler.node_results import NodeSignatureInvalid
 from scheduler.problems import BodyLimit, install
 from scheduler.schemas import (
@@ -226,7 +226,8 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
         task_id = uuid.uuid4().hex
         tel = service.telemetry
         with tel.span("task.submit", task_id=task_id, tenant=tenant) as span:
-            task = Task(
+            task = new_row(
+                Task,
                 id=task_id,
                 tenant=tenant,
                 state=TaskState.SUBMITTED,

@@ -55,6 +55,20 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+def host_speed_ms() -> float:
+    """A fixed pure-Python workload (best of 5), to compare figures across hosts: the same
+    machine kind has measured from ~0.5x to ~1x the speed of another (rows in RESULTS.md
+    from different sessions are comparable only through this figure)."""
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 1)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -253,6 +267,7 @@ def run(
                 "database": "postgresql" if env.get("CNTRUST_DATABASE_URL") else "sqlite",
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                 f"Python {platform.python_version()}",
+                "host_speed_ms": host_speed_ms(),
             }
         finally:
             dep.stop()

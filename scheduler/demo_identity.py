@@ -4,6 +4,7 @@ locked out within 2 s (``cntrust demo`` runs these when its agents use mTLS)."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import httpx
@@ -22,8 +23,18 @@ def identity_steps(scenario: Scenario) -> None:
     if d.tls_url is None:
         return
     scenario.console.rule("[bold]node identity: mTLS with X.509-SVIDs, revocation")
+    # an earlier step killed one agent: bring it back, so the node revoked below is one the
+    # later steps can spare (not the only node of its region)
+    for spec in d.nodes:
+        if spec.name not in d.agents:
+            d.start_agent(spec)
     local = {spec.name for spec in d.nodes}  # the deployment's own agents (not the demo's
     # extra token-based agents, e.g. the attestation step's drifting node)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not local <= {
+        n["id"] for n in scenario.admin.nodes() if n["status"] == "online"
+    }:
+        time.sleep(0.1)
     nodes = [n for n in scenario.admin.nodes() if n["status"] == "online" and n["id"] in local]
     identities: dict[str, AgentIdentity] = {}
     for node in nodes:
@@ -40,7 +51,11 @@ def identity_steps(scenario: Scenario) -> None:
     )
     if not identities:
         return
-    node_id, identity = sorted(identities.items())[-1]
+    regions = Counter(spec.region for spec in d.nodes)
+    region_of = {spec.name: spec.region for spec in d.nodes}
+    node_id, identity = max(  # a node whose region keeps another node; the last by name
+        identities.items(), key=lambda item: (regions[region_of[item[0]]] > 1, item[0])
+    )
     with httpx.Client(base_url=d.tls_url, verify=identity.ssl_context(), timeout=10) as client:
         before = client.post("/v1/agent/heartbeat", json={"running": []})
         scenario.check(

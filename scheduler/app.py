@@ -520,7 +520,8 @@ def install_layers(service: Service) -> None:
         attested = settings.layer_on("attestation") and settings.attestation_gate
         install_placement(service, require_attestation=attested)
     if settings.layer_on("ids"):
-        IncidentLayer.install(service)  # alerts -> incidents -> quarantine / revocation
+        # alerts -> incidents -> quarantine / revocation, shared between replicas
+        IncidentLayer.install(service, sync_interval_s=settings.incident_sync_interval_s)
     if settings.layer_on("attestation"):
         from scheduler.attestation import AttestationLayer
 

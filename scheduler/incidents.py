@@ -16,6 +16,10 @@
    revocation of the node's identity (the identity layer's revoke path). Each action is
    recorded with ``service.record_response`` in the transaction that takes it.
 
+Replicas sharing one database correlate as one: each publishes what it correlates and feeds
+the others' (:mod:`scheduler.incident_sync`, ``layer.sync``); a stored incident is the one of
+its activity, and each action on a node is taken once (:mod:`scheduler.incident_claims`).
+
 Which node an alert blames: an element-layer alert blames the node it is about
 (``cntrust.node_id``); a perimeter alert blames the node it came from
 (``cntrust.src_node_id``), never the node it targets (a scanned or flooded node is a victim,
@@ -23,11 +27,12 @@ and blaming it would let any outsider lower a node's trust).
 
 Invariants:
 - the correlator is fed outside the database transaction and under ``lock``; it is rebuilt
-  at install from the stored aggregates of the last window (each with its sources), so a
-  restart keeps open groups; incident ids are deterministic, so rebuilt incidents update
-  their rows;
+  at install from the stored aggregates of the last window (each with its sources) and the
+  published enrollments of the last enrollment window, so a restart keeps open groups; a
+  rebuilt incident resolves to its stored row (same kind and group key, within a window);
 - an analyst's release is final for that incident: an incident already answered with a
-  quarantine of a node (active or released) never quarantines that node again.
+  quarantine of a node (active or released) never quarantines that node again, on any
+  replica (the response claim outlives the quarantine).
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ from ids.layers import (
     decide_response,
 )
 from ids.layers.eve import eve_timestamp
-from scheduler import alerts, quarantine
+from scheduler import alerts, incident_claims, quarantine
+from scheduler.incident_sync import IncidentSync
 from scheduler.models import Node
 from scheduler.service import ResponseAction
 from scheduler.tables.alerts import AlertAggregate
@@ -107,17 +113,24 @@ class IncidentLayer:
         self._aggregate_of: OrderedDict[str, str] = OrderedDict()
         self._stored: dict[str, tuple[int, float, int]] = {}
         self.skipped = 0
+        self.sync: IncidentSync | None = None  # sharing with other replicas (install sets it)
 
     @classmethod
-    def install(cls, service: Any, **options: Any) -> IncidentLayer:
-        """Build the layer once per service, rebuild the correlator from the stored alerts,
-        and set ``service.incidents``. A second call returns the installed layer."""
+    def install(
+        cls, service: Any, *, sync_interval_s: float | None = None, **options: Any
+    ) -> IncidentLayer:
+        """Build the layer once per service with its replica sync (a thread every
+        ``sync_interval_s`` when given, else ``layer.sync.sync()`` when called), rebuild the
+        correlator, and set ``service.incidents``. A second call returns the installed layer."""
         layer = getattr(service, "incidents", None)
         if isinstance(layer, IncidentLayer):
             return layer
         layer = cls(service, **options)
+        layer.sync = IncidentSync(layer)
         layer.restore()
         service.incidents = layer
+        if sync_interval_s is not None:
+            layer.sync.start(sync_interval_s)
         return layer
 
     # -- correlation --------------------------------------------------------------------
@@ -125,26 +138,28 @@ class IncidentLayer:
         """Rebuild the correlator from the aggregates seen in the last window (their latest
         record, with every source kept); store incidents that were lost. Returns how many
         aggregates were replayed."""
+        rows: list[AlertAggregate] = []
+        known: dict[str, tuple[int, float, int]] = {}
         with self.service.read() as session:
+            enrollments = self.sync.begin(session) if self.sync is not None else []
             newest = session.exec(
                 select(AlertAggregate.last_seen).order_by(col(AlertAggregate.last_seen).desc())
             ).first()
-            if newest is None:
-                return 0
-            horizon = newest - self.config.window_s
-            rows = list(
-                session.exec(
-                    select(AlertAggregate)
-                    .where(AlertAggregate.last_seen >= horizon)
-                    .order_by(col(AlertAggregate.last_seen), col(AlertAggregate.id))
+            if newest is not None:
+                horizon = newest - self.config.window_s
+                rows = list(
+                    session.exec(
+                        select(AlertAggregate)
+                        .where(AlertAggregate.last_seen >= horizon)
+                        .order_by(col(AlertAggregate.last_seen), col(AlertAggregate.id))
+                    )
                 )
-            )
-            known = {
-                r.id: (r.alert_count, r.last_seen, r.severity)
-                for r in session.exec(
-                    select(IncidentRecord).where(IncidentRecord.last_seen >= horizon)
-                )
-            }
+                known = {
+                    r.id: (r.alert_count, r.last_seen, r.severity)
+                    for r in session.exec(
+                        select(IncidentRecord).where(IncidentRecord.last_seen >= horizon)
+                    )
+                }
         replay = []
         for row in rows:
             record = alerts.eve_of(row)
@@ -158,6 +173,8 @@ class IncidentLayer:
             self._aggregate_of.clear()
             self._stored = dict(known)
             self.correlate(replay)
+            for event in enrollments:
+                self.correlator.ingest_enrollment(event)
             changed = self._changed()
         if changed:
             self.service.write_sync(lambda s: self.store(s, changed))
@@ -205,10 +222,17 @@ class IncidentLayer:
 
     # -- storing and responding -----------------------------------------------------------
     def store(self, session: Session, items: Sequence[tuple[Incident, list[str]]]) -> BatchOutcome:
-        """Upsert the incidents and act on each new or escalated one (a committer op)."""
+        """Upsert the incidents and act on each new or escalated one (a committer op).
+        Each is first resolved to its stored incident with its group locked (groups in id
+        order, so replicas storing several wait for each other instead of deadlocking).
+        Raises incident_claims.IncidentLockError when a group cannot be locked."""
         outcome = BatchOutcome(alerts.IngestResult())
         now = self.service.clock()
-        for inc, aggregate_ids in items:
+        for local, aggregate_ids in sorted(
+            items, key=lambda it: incident_claims.group_id(it[0].kind, it[0].group_key)
+        ):
+            window_s = incident_claims.window_of(self.config, local.kind)
+            inc = incident_claims.canonical(session, local, window_s, now)
             row = session.get(IncidentRecord, inc.incident_id)
             if row is None:
                 row = IncidentRecord(
@@ -232,7 +256,8 @@ class IncidentLayer:
             row.reasons = list(dict.fromkeys([*row.reasons, *inc.reasons]))[:64]
             row.alert_ids = sorted(set(row.alert_ids) | set(aggregate_ids))[:MAX_ALERT_IDS]
             row.updated_at = now
-            outcome.incidents.append(row.id)
+            if row.id not in outcome.incidents:
+                outcome.incidents.append(row.id)
             if not row.response or escalated or row.response.get("action") == "none":
                 self._respond(session, row, inc, outcome)
             session.add(row)
@@ -242,11 +267,12 @@ class IncidentLayer:
         self, session: Session, row: IncidentRecord, inc: Incident, outcome: BatchOutcome
     ) -> None:
         decision = decide_response(inc, self.policy)
+        earlier = row.response or {}  # an escalation keeps what the incident already caused
         response: dict[str, Any] = {
             "action": decision.action,
             "reasons": list(decision.reasons),
-            "quarantined": [],
-            "revoked": [],
+            "quarantined": list(earlier.get("quarantined") or []),
+            "revoked": list(earlier.get("revoked") or []),
             "decided_at": self.service.clock(),
         }
         trust_layer = getattr(self.service, "trust", None)
@@ -259,10 +285,10 @@ class IncidentLayer:
             if trust_layer is not None and inc.kind in self.policy.quarantine_kinds:
                 outcome.evidence += _incident_evidence(session, trust_layer, inc, node_id)
             if decision.quarantine and self._quarantine(session, inc, node_id, decision.reasons):
-                response["quarantined"].append(node_id)
+                response["quarantined"] = sorted({*response["quarantined"], node_id})
                 outcome.quarantined.append(node_id)
             if decision.revoke and self._revoke(session, inc, node_id):
-                response["revoked"].append(node_id)
+                response["revoked"] = sorted({*response["revoked"], node_id})
                 outcome.revoked.append(node_id)
         if decision.revoke:
             response["reasons"].append(
@@ -271,9 +297,17 @@ class IncidentLayer:
             )
         row.response = response
 
+    def _claim(self, session: Session, inc: Incident, node_id: str, action: str) -> bool:
+        """Whether this transaction takes ``action`` on the node (once across replicas)."""
+        origin = self.sync.origin if self.sync is not None else "local"
+        now = self.service.clock()
+        return incident_claims.claim(session, inc.incident_id, node_id, action, origin, now)
+
     def _quarantine(
         self, session: Session, inc: Incident, node_id: str, reasons: Sequence[str]
     ) -> bool:
+        if not self._claim(session, inc, node_id, "quarantine"):
+            return False  # taken before, here or by another replica (and maybe released)
         answered = session.exec(
             select(NodeQuarantine.id).where(
                 NodeQuarantine.node_id == node_id,
@@ -282,7 +316,7 @@ class IncidentLayer:
             )
         ).first()
         if answered is not None:
-            return False  # already acted on (and maybe released by an analyst): final
+            return False  # acted on before claims existed (maybe released since): final
         reason = f"incident {inc.incident_id} {inc.kind} severity {inc.severity}: " + "; ".join(
             inc.reasons
         )
@@ -300,6 +334,8 @@ class IncidentLayer:
     def _revoke(self, session: Session, inc: Incident, node_id: str) -> bool:
         from scheduler.identity_layer import install as identity_layer
 
+        if not self._claim(session, inc, node_id, "revoke"):
+            return False
         reason = f"incident {inc.incident_id} {inc.kind}"
         result = identity_layer(self.service).revoke_node(node_id, reason, "incident-response")(
             session
@@ -392,6 +428,8 @@ async def ingest_batch(
         if before is not None:
             before(session)
         result = alerts.ingest(session, batch, now, track, sensor)
+        if layer.sync is not None:  # the other replicas' correlators see these alerts too
+            layer.sync.publish(session, result.kept)
         evidence = alert_evidence(session, trust_layer, result, sensor) if trust_layer else 0
         return result, evidence
 
@@ -416,18 +454,26 @@ async def observe_enrollment(
     service: Any, node_id: str, operator: str, source_ip: str, at: float
 ) -> list[str]:
     """Feed one successful enrollment to the correlator (Sybil bursts from one operator or
-    one network) and store the incidents it opens. Returns their ids. Enrollment groups are
-    in memory only: they are not rebuilt after a restart."""
+    one network), publish it for the other replicas (and the rebuild after a restart) and
+    store the incidents it opens. Returns their ids."""
     layer = IncidentLayer.install(service)
+    event = EnrollmentEvent(at, node_id, operator, source_ip)
     with layer.lock:
-        layer.correlator.ingest_enrollment(EnrollmentEvent(at, node_id, operator, source_ip))
+        layer.correlator.ingest_enrollment(event)
     items = layer.pending()
-    if not items:
+    sync = layer.sync
+    if not items and sync is None:
         return []
+
+    def op(session: Session) -> BatchOutcome:
+        if sync is not None:
+            sync.publish_enrollment(session, event)
+        return layer.store(session, items)
+
     try:
-        stored = await service.write(lambda s: layer.store(s, items))
+        stored = await service.write(op)
     except Exception:  # the enrollment is committed: log, and store these next time
-        log.exception("enrollment incidents not stored")
+        log.exception("enrollment %s not published or its incidents not stored", node_id)
         layer.forget([inc.incident_id for inc, _ in items])
         return []
     return stored.incidents

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     console_traces: bool = False
     # trust layer: replicas sharing a database apply each other's trust evidence this often
     trust_sync_interval_s: float = Field(default=0.5, gt=0, le=60)
+    # how often a replica feeds the alerts other replicas stored to its correlator
+    incident_sync_interval_s: float = Field(default=0.5, gt=0, le=60)
     # adaptive verification by replication (scheduler/replication.py), on with the layers;
     # the engine's share per node is bounded by these (max: the throughput cap)
     replication: bool = True

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.deploy import UpProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +34,7 @@ def test_setup_commands_are_the_ones_ci_runs():
     assert bash_blocks("## Test")[0].strip() == "pytest"
 
 
+@pytest.mark.slow  # on its embedded defaults whatever the database: run once (SQLite pass)
 def test_cntrust_demo_exits_zero(tmp_path):
     cntrust = Path(sys.executable).with_name("cntrust")
     cmd = [str(cntrust)] if cntrust.exists() else [sys.executable, "-m", "scheduler.cli"]

@@ -116,6 +116,7 @@ def _up_fails(tmp_path: Path, *args: str) -> str:
     return " ".join((result.stdout + result.stderr).decode().split())
 
 
+@pytest.mark.slow  # no database involved: run once, in the SQLite pass
 def test_bad_chain_settings_stop_up_with_a_message(tmp_path: Path, anvil: Node) -> None:
     key = _key_file(tmp_path, anvil)
     closed = f"http://127.0.0.1:{_free_port()}"

@@ -47,6 +47,7 @@ from ids.layers import AlertFormatError, EnrollmentEvent
 from ids.layers.eve import cntrust_of, ts_of
 from scheduler.alerts import check_alert
 from scheduler.errors import SchedulerError
+from scheduler.periodic import Periodic
 from scheduler.tables.incident_sync import IncidentFeed
 
 if TYPE_CHECKING:
@@ -248,8 +249,8 @@ class IncidentSync:
         self.refused: dict[str, int] = {}
         self._dirty = False  # fed (or a store failed) since the incidents were last stored
         self._pass_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("cntrust-incident-sync", self._tick, layer.service)
+        self._pruned_at = time.monotonic()
 
     # -- publishing (in the caller's transaction) ------------------------------------------------
     def publish(self, session: Session, kept: Sequence[tuple[Mapping[str, Any], str]]) -> None:
@@ -450,31 +451,17 @@ class IncidentSync:
         """Run :meth:`sync` every ``interval_s`` (and :meth:`prune` every ``PRUNE_EVERY_S``) on
         a daemon thread until :meth:`stop` (registered on ``service.close_hooks``). Raises
         ValueError for an interval that is not > 0."""
-        if not interval_s > 0:
-            raise ValueError("interval_s must be > 0")
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._run, args=(interval_s,), name="cntrust-incident-sync", daemon=True
-        )
-        self._thread.start()
-        hooks = getattr(self.layer.service, "close_hooks", None)
-        if isinstance(hooks, list):
-            hooks.append(self.stop)
+        self._loop.start(interval_s)
 
-    def _run(self, interval_s: float) -> None:
-        pruned_at = time.monotonic()
-        while not self._stop.wait(interval_s):
-            try:
-                self.sync()
-                if time.monotonic() - pruned_at >= PRUNE_EVERY_S:
-                    pruned_at = time.monotonic()
-                    self.prune()
-            except Exception:  # a failed pass is retried on the next tick
-                log.exception("incident sync pass failed")
+    @property
+    def running(self) -> bool:
+        return self._loop.running
+
+    def _tick(self) -> None:
+        self.sync()
+        if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = time.monotonic()
+            self.prune()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._loop.stop()

@@ -30,7 +30,6 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from sqlmodel import Session, col, func, select
 
 import trust
 from scheduler.models import Node
+from scheduler.periodic import Periodic
 from scheduler.tables.trust import TrustEvidence, TrustQuarantine
 
 if TYPE_CHECKING:
@@ -99,8 +99,7 @@ class TrustSync:
         self.skipped = 0
         # called after each pass on the sync thread (e.g. sweeping abandoned replicas)
         self.periodic: list[Callable[[], None]] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("cntrust-trust-sync", self._tick, layer.service)
 
     # -- one pass ---------------------------------------------------------------------------
     def sync(self) -> SyncSummary:
@@ -272,29 +271,16 @@ class TrustSync:
     def start(self, interval_s: float) -> None:
         """Run :meth:`sync` (then the ``periodic`` callbacks) every ``interval_s`` on a
         daemon thread until :meth:`stop` (registered on ``service.close_hooks``)."""
-        if interval_s <= 0:
-            raise ValueError("interval_s must be > 0")
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._run, args=(interval_s,), name="cntrust-trust-sync", daemon=True
-        )
-        self._thread.start()
-        hooks = getattr(self.layer.service, "close_hooks", None)
-        if isinstance(hooks, list):
-            hooks.append(self.stop)
+        self._loop.start(interval_s)
 
-    def _run(self, interval_s: float) -> None:
-        while not self._stop.wait(interval_s):
-            try:
-                self.sync()
-                for hook in self.periodic:
-                    hook()
-            except Exception:  # a failed pass is retried on the next tick
-                log.exception("trust sync pass failed")
+    @property
+    def running(self) -> bool:
+        return self._loop.running
+
+    def _tick(self) -> None:
+        self.sync()
+        for hook in self.periodic:
+            hook()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._loop.stop()

@@ -40,14 +40,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy import or_
 from sqlmodel import Session, col, func, select
 
 from ids.layers import AlertFormatError, EnrollmentEvent
 from ids.layers.eve import cntrust_of, ts_of
 from scheduler.alerts import check_alert
 from scheduler.errors import SchedulerError
-from scheduler.periodic import Periodic
+from scheduler.periodic import Periodic, advance_tail, expire_gaps, tail_where
 from scheduler.tables.incident_sync import IncidentFeed
 
 if TYPE_CHECKING:
@@ -318,18 +317,12 @@ class IncidentSync:
         layer = self.layer
         with layer.lock:
             generation = self.generation
-            mono = time.monotonic()
-            for gap, first in list(self.gaps.items()):
-                if mono - first > GAP_TIMEOUT_S:
-                    del self.gaps[gap]  # rolled back (a failed write leaves its id unused)
+            expire_gaps(self.gaps, time.monotonic(), GAP_TIMEOUT_S)
         fed = skipped = refused = 0
         with layer.service.read() as session:
             for _ in range(MAX_BATCHES_PER_PASS):
                 with layer.lock:
-                    cursor, gaps = self.cursor, sorted(self.gaps)
-                cond = col(IncidentFeed.id) > cursor
-                if gaps:
-                    cond = or_(cond, col(IncidentFeed.id).in_(gaps))
+                    cond = tail_where(col(IncidentFeed.id), self.cursor, self.gaps)
                 rows = list(
                     session.exec(
                         select(IncidentFeed).where(cond).order_by(col(IncidentFeed.id)).limit(BATCH)
@@ -354,13 +347,7 @@ class IncidentSync:
         fed = skipped = refused = 0
         for row in rows:
             rid = int(row.id or 0)
-            self.gaps.pop(rid, None)
-            if rid > self.cursor:
-                for missing in range(max(self.cursor + 1, rid - MAX_GAPS), rid):
-                    self.gaps[missing] = mono
-                self.cursor = rid
-                while len(self.gaps) > MAX_GAPS:
-                    del self.gaps[min(self.gaps)]
+            self.cursor = advance_tail(self.cursor, self.gaps, rid, mono, MAX_GAPS)
             if row.origin == self.origin:
                 skipped += 1  # this correlator saw it live
                 continue

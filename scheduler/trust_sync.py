@@ -35,12 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import or_
 from sqlmodel import Session, col, func, select
 
 import trust
 from scheduler.models import Node
-from scheduler.periodic import Periodic
+from scheduler.periodic import Periodic, advance_tail, expire_gaps, tail_where
 from scheduler.tables.trust import TrustEvidence, TrustQuarantine
 
 if TYPE_CHECKING:
@@ -111,10 +110,7 @@ class TrustSync:
             tail = layer.tail
             generation = tail.generation
             since = layer.release_seq  # releases after this may postdate the rows read below
-            mono = time.monotonic()
-            for gap, since in list(tail.gaps.items()):
-                if mono - since > GAP_TIMEOUT_S:
-                    del tail.gaps[gap]
+            expire_gaps(tail.gaps, time.monotonic(), GAP_TIMEOUT_S)
         applied = skipped = refused = 0
         quarantined: list[str] = []
         released: list[str] = []
@@ -122,10 +118,7 @@ class TrustSync:
         with layer.service.read() as session:
             for _ in range(MAX_BATCHES_PER_PASS):
                 with layer.lock:
-                    cursor, gaps = tail.cursor, sorted(tail.gaps)
-                cond = col(TrustEvidence.id) > cursor
-                if gaps:
-                    cond = or_(cond, col(TrustEvidence.id).in_(gaps))
+                    cond = tail_where(col(TrustEvidence.id), tail.cursor, tail.gaps)
                 rows = list(
                     session.exec(
                         select(TrustEvidence)
@@ -168,13 +161,7 @@ class TrustSync:
         applied = skipped = refused = 0
         for row in rows:
             rid = int(row.id or 0)
-            tail.gaps.pop(rid, None)
-            if rid > tail.cursor:
-                for missing in range(max(tail.cursor + 1, rid - MAX_GAPS), rid):
-                    tail.gaps[missing] = mono
-                tail.cursor = rid
-                while len(tail.gaps) > MAX_GAPS:
-                    del tail.gaps[min(tail.gaps)]
+            tail.cursor = advance_tail(tail.cursor, tail.gaps, rid, mono, MAX_GAPS)
             if engine.has_seen(row.evidence_id):
                 skipped += 1  # this engine's own evidence, or applied before
                 continue

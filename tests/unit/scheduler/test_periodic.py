@@ -43,3 +43,15 @@ def test_an_interval_that_is_not_positive_is_refused(interval: float) -> None:
     with pytest.raises(ValueError, match="interval_s must be > 0"):
         loop.start(interval)
     assert not loop.running
+
+
+def test_tail_turns_skipped_ids_into_gaps_and_fills_them() -> None:
+    from scheduler.periodic import advance_tail
+
+    gaps: dict[int, float] = {}
+    cursor = advance_tail(0, gaps, 3, 1.0, 100)  # ids 1 and 2 not committed yet
+    assert cursor == 3 and gaps == {1: 1.0, 2: 1.0}
+    cursor = advance_tail(cursor, gaps, 2, 2.0, 100)  # a late commit fills its gap
+    assert cursor == 3 and gaps == {1: 1.0}
+    cursor = advance_tail(cursor, gaps, 10, 3.0, 5)  # at most 5 gaps: the oldest ids go
+    assert cursor == 10 and sorted(gaps) == [5, 6, 7, 8, 9]

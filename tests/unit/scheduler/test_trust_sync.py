@@ -287,3 +287,21 @@ def test_an_item_another_replica_stored_is_refused_as_a_replay(service, replicas
             )
         )
         session.commit()
+
+
+def test_a_pass_with_gaps_still_checks_releases_against_the_release_sequence(
+    service, replicas, monkeypatch
+):
+    """Regression: the gap-expiry loop reused the name of the release sequence a pass
+    remembers, so with a gap open the pass compared releases against a clock reading and
+    could mirror a quarantine an analyst had just released."""
+    _one, two = replicas
+    assert two.sync is not None
+    two.release_seq = 7
+    two.tail.gaps[10_000_000] = time.monotonic()  # an id skipped by a transaction in flight
+    seen: list[int] = []
+    monkeypatch.setattr(
+        two.sync, "_mirror", lambda session, active, tail, since: (seen.append(since), ([], []))[1]
+    )
+    two.sync.sync()
+    assert seen == [7]

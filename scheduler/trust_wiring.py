@@ -23,9 +23,10 @@ Invariants:
 - The engine never holds evidence the database does not: a transaction that ingested
   evidence and did not commit marks the engine stale, and the next access rebuilds it from
   the committed rows before doing anything else.
-- Attestation results are not fed yet, so the ``attestation_missing`` gate (no or expired
-  result) is enforced only with ``require_attestation=True``; a contraindicated attestation,
-  a revoked identity and a quarantine always exclude the node.
+- Attestation results are evidence (:meth:`TrustLayer.record_attestation`, on a change of
+  status); the ``attestation_missing`` gate (no or expired result) is enforced only with
+  ``require_attestation=True`` (the attestation layer's gate on); a contraindicated
+  attestation, a revoked identity and a quarantine always exclude the node.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""The scheduler's facts about nodes, as entities of the default policy schema.
+"""Nodes as entities of the default policy schema, from facts written out by hand.
 
-A node's region, operator and accelerators come from its registration; its trust,
-uncertainty, attestation and revocation facts from its ``labels`` (strings, as the
-registration API carries them) until the trust and identity layers write them:
+The scheduler never decides on these: its placement filter and the authorization of a
+node's own requests use :mod:`scheduler.policy_node_facts` (the node's attestation result,
+the trust layer, the revocation set). :func:`node_entity` is for where no scheduler is
+running (``PolicyFilter``'s default, tools and tests): region, operator and accelerators
+as registered, and the rest from ``labels`` (strings, as the registration API carries
+them):
 
 - ``trust`` and ``uncertainty``: numbers in [0, 1];
 - ``attestation_status``: an EAR tier (``affirming``, ``warning``, ``contraindicated``,
@@ -25,10 +28,8 @@ from typing import Any
 from policies import Entity, PolicyRequestError, node
 
 UNAPPRAISED_STATUS = "warning"
-"""Attestation tier of a node whose labels carry none: the attestation layer is not wired
-into the scheduler yet, and placement does not require attestation yet either; the claim
-rules then treat the node like one with a ``warning`` result (it may take the work it was
-given, and nothing that needs an ``affirming`` result)."""
+"""Attestation tier of a node whose labels carry none: treated like one with a ``warning``
+result (it may take the work it was given, and nothing that needs an ``affirming`` one)."""
 
 ABSENT_OPERATOR = "(absent)"
 ABSENT_REGION = "(absent)"

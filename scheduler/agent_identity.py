@@ -136,6 +136,7 @@ class RotatingTransport(httpx.AsyncBaseTransport):
         self.grace_s = grace_s
         self.current = self._make()
         self._retired: set[asyncio.Task[None]] = set()
+        self._old: set[httpx.AsyncHTTPTransport] = set()  # retired, not closed yet
 
     def _make(self) -> httpx.AsyncHTTPTransport:
         limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
@@ -147,9 +148,11 @@ class RotatingTransport(httpx.AsyncBaseTransport):
     def rotate(self) -> None:
         """New connections present the identity's current SVID; old ones close later."""
         old, self.current = self.current, self._make()
+        self._old.add(old)
 
         async def retire() -> None:
             await asyncio.sleep(self.grace_s)
+            self._old.discard(old)
             await old.aclose()
 
         task = asyncio.get_running_loop().create_task(retire())
@@ -157,8 +160,13 @@ class RotatingTransport(httpx.AsyncBaseTransport):
         task.add_done_callback(self._retired.discard)
 
     async def aclose(self) -> None:
+        """Close every connection, the retired transports' included (a retired transport
+        still in its grace period would otherwise leave its sockets open)."""
         for task in list(self._retired):
             task.cancel()
+        for old in list(self._old):
+            self._old.discard(old)
+            await old.aclose()
         await self.current.aclose()
 
 

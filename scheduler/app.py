@@ -89,6 +89,7 @@ class Notifier:
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
+        self.closing = False  # the server is stopping: long polls answer at once
 
     def event(self, node_id: str) -> asyncio.Event:
         return self._events.setdefault(node_id, asyncio.Event())
@@ -96,6 +97,11 @@ class Notifier:
     def wake(self, node_id: str | None) -> None:
         if node_id is not None:
             self.event(node_id).set()
+
+    def close(self) -> None:
+        """Answer every long poll now (thread-safe: the polls check the flag at least every
+        0.5 s), so a stopping server does not wait out their ``wait_s``."""
+        self.closing = True
 
 
 def task_resource(task: Task) -> Resource:
@@ -360,7 +366,7 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
         ]
 
     @app.post("/v1/agent/claim", response_model=list[ClaimedTask])
-    async def claim(body: Claim, who: Caller) -> Response:
+    async def claim(body: Claim, who: Caller, request: Request) -> Response:
         service.authorize(who, "task.claim", Resource("node", who.name))
         node_id = who.name
         deadline = time.monotonic() + min(body.wait_s, settings.claim_wait_s)
@@ -373,7 +379,9 @@ def create_app(service: Service, *, layers: bool = True) -> FastAPI:
                 lambda s, now=now: store.claim_tasks(s, node_id, now, limit)
             )
             remaining = deadline - time.monotonic()
-            if tasks or remaining <= 0:
+            if tasks or remaining <= 0 or notifier.closing:
+                break
+            if await request.is_disconnected():  # the agent went away: nobody to answer
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=min(remaining, 0.5))

@@ -239,6 +239,9 @@ class Deployment:
                 proc.kill()
         self.agents.clear()
         if self.server is not None:
+            notifier = getattr(getattr(self.server.config.app, "state", None), "notifier", None)
+            if notifier is not None:
+                notifier.close()  # long polls answer now instead of at their wait_s
             self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(15)

@@ -248,7 +248,8 @@ class IncidentSync:
         self.refused: dict[str, int] = {}
         self._dirty = False  # fed (or a store failed) since the incidents were last stored
         self._pass_lock = threading.Lock()
-        self._loop = Periodic("cntrust-incident-sync", self._tick, layer.service)
+        # sync every interval_s and prune every PRUNE_EVERY_S on a thread (``loop.start``)
+        self.loop = Periodic("cntrust-incident-sync", self._tick, layer.service)
         self._pruned_at = time.monotonic()
 
     # -- publishing (in the caller's transaction) ------------------------------------------------
@@ -434,21 +435,8 @@ class IncidentSync:
 
         return int(self.layer.service.write_sync(op))
 
-    def start(self, interval_s: float) -> None:
-        """Run :meth:`sync` every ``interval_s`` (and :meth:`prune` every ``PRUNE_EVERY_S``) on
-        a daemon thread until :meth:`stop` (registered on ``service.close_hooks``). Raises
-        ValueError for an interval that is not > 0."""
-        self._loop.start(interval_s)
-
-    @property
-    def running(self) -> bool:
-        return self._loop.running
-
     def _tick(self) -> None:
         self.sync()
         if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
             self._pruned_at = time.monotonic()
             self.prune()
-
-    def stop(self) -> None:
-        self._loop.stop()

@@ -130,7 +130,7 @@ class IncidentLayer:
         layer.restore()
         service.incidents = layer
         if sync_interval_s is not None:
-            layer.sync.start(sync_interval_s)
+            layer.sync.loop.start(sync_interval_s)
         return layer
 
     # -- correlation --------------------------------------------------------------------

@@ -98,7 +98,8 @@ class TrustSync:
         self.skipped = 0
         # called after each pass on the sync thread (e.g. sweeping abandoned replicas)
         self.periodic: list[Callable[[], None]] = []
-        self._loop = Periodic("cntrust-trust-sync", self._tick, layer.service)
+        # sync, then the periodic callbacks, every interval_s on a thread (``loop.start``)
+        self.loop = Periodic("cntrust-trust-sync", self._tick, layer.service)
 
     # -- one pass ---------------------------------------------------------------------------
     def sync(self) -> SyncSummary:
@@ -255,19 +256,7 @@ class TrustSync:
             return False
 
     # -- the thread -------------------------------------------------------------------------
-    def start(self, interval_s: float) -> None:
-        """Run :meth:`sync` (then the ``periodic`` callbacks) every ``interval_s`` on a
-        daemon thread until :meth:`stop` (registered on ``service.close_hooks``)."""
-        self._loop.start(interval_s)
-
-    @property
-    def running(self) -> bool:
-        return self._loop.running
-
     def _tick(self) -> None:
         self.sync()
         for hook in self.periodic:
             hook()
-
-    def stop(self) -> None:
-        self._loop.stop()

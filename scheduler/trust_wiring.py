@@ -166,7 +166,7 @@ class TrustLayer:
         service.trust = layer
         layer.sync = TrustSync(layer)
         if sync_interval_s is not None:
-            layer.sync.start(sync_interval_s)
+            layer.sync.loop.start(sync_interval_s)
         return layer
 
     # -- rebuilding ---------------------------------------------------------------------

@@ -526,7 +526,7 @@ def test_the_app_thread_catches_up_on_its_own(tmp_path, database_url, clock):
     try:
         with TestClient(create_app(services[0])) as a, TestClient(create_app(services[1])) as b:
             layer = services[1].incidents
-            assert layer.sync is not None and layer.sync.running
+            assert layer.sync is not None and layer.sync.loop.running
             add_node(a, services[0], "n1")
             t0 = clock() - 60
             sensor = bearer(services[0], "sensor", "s")
@@ -543,7 +543,7 @@ def test_the_app_thread_catches_up_on_its_own(tmp_path, database_url, clock):
     finally:
         for s in services:
             s.close()
-    assert not layer.sync.running  # close() stopped it
+    assert not layer.sync.loop.running  # close() stopped it
 
 
 def test_one_provenance_record_for_the_quarantine(tmp_path, database_url, clock):

@@ -247,7 +247,7 @@ def test_replicas_catch_up_on_their_own(api, service, clock):
     other = Service(service.settings, clock=clock)
     try:
         with TestClient(create_app(other)) as api2:
-            assert other.trust.sync is not None and other.trust.sync.running
+            assert other.trust.sync is not None and other.trust.sync.loop.running
             task_id = submit(api, alice)["id"]
             claim(api, node)
             assert report(api, node, task_id, exit_code=137).status_code == 200
@@ -261,7 +261,7 @@ def test_replicas_catch_up_on_their_own(api, service, clock):
             assert got == pytest.approx(want) and want < 0.5
     finally:
         other.close()
-    assert not other.trust.sync.running  # close() stopped it
+    assert not other.trust.sync.loop.running  # close() stopped it
 
 
 def test_an_item_another_replica_stored_is_refused_as_a_replay(service, replicas):

@@ -50,7 +50,7 @@ def test_validate_missing_directory() -> None:
 def test_test_runs_default_cases() -> None:
     result = runner.invoke(app, ["test", str(default_policy_dir())])
     assert result.exit_code == 0, result.output
-    assert "123 passed, 0 failed" in result.output
+    assert "125 passed, 0 failed" in result.output
 
 
 def test_test_fails_on_a_wrong_case(pack_copy: Path) -> None:
@@ -60,7 +60,7 @@ def test_test_fails_on_a_wrong_case(pack_copy: Path) -> None:
     path.write_text(json.dumps(doc))
     result = runner.invoke(app, ["test", str(pack_copy)])
     assert result.exit_code == 1
-    assert "122 passed, 1 failed" in result.output
+    assert "124 passed, 1 failed" in result.output
 
 
 def test_test_refuses_malformed_case_file(pack_copy: Path) -> None:

@@ -46,17 +46,7 @@ from scheduler.demo_tpm import start as start_soft_tpm
 
 pytestmark = pytest.mark.swtpm
 
-TOOLS = (
-    "swtpm",
-    "swtpm_setup",
-    "swtpm_localca",
-    "tpm2_createek",
-    "tpm2_createak",
-    "tpm2_activatecredential",
-    "tpm2_quote",
-    "tpm2_pcrextend",
-)
-MISSING = [t for t in TOOLS if shutil.which(t) is None]
+MISSING = missing_tools()  # the demo's own list: what starting the software TPM needs
 if MISSING:
     pytest.skip(
         f"swtpm/tpm2-tools not installed (missing: {', '.join(MISSING)}); "

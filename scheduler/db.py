@@ -43,6 +43,8 @@ AFTER_COMMIT_KEY = "cntrust.after_commit"
 
 SessionHook = Callable[[Session], None]
 
+_EVENTS_INSERT = sa.insert(models.TaskEvent.__table__)  # type: ignore[attr-defined]
+
 
 def before_commit(session: Session, hook: SessionHook) -> None:
     """Run ``hook(session)`` once, just before this transaction commits (inside it).
@@ -69,7 +71,10 @@ def commit(session: Session) -> list[Callable[[], None]]:
         hook(session)
     events = session.info.pop(EVENTS_KEY, None)
     if events:
-        session.execute(sa.insert(models.TaskEvent), events)
+        # the table's Core insert: one executemany for the whole batch. The ORM's bulk
+        # insert splits rows by which values are None, and a task's events alternate
+        # (no from_state, no node_id, ...), so it sent one statement per event.
+        session.execute(_EVENTS_INSERT, events)
     after: list[Callable[[], None]] = session.info.pop(AFTER_COMMIT_KEY, [])
     session.commit()
     return after

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sqlalchemy import bindparam
 from sqlalchemy.orm.attributes import set_attribute
 from sqlmodel import Session, SQLModel, col, select
 
@@ -39,8 +40,30 @@ from scheduler.placement import (
 
 _NODES_KEY = "cntrust.online_nodes"
 _KEEP_KEY = "cntrust.keep"  # strong references for the transaction (see _keep)
+# tasks this transaction moved into ADMITTED / PLACED (by node), not yet flushed (see _moved)
+_ADMITTED_KEY = "cntrust.admitted"
+_PLACED_KEY = "cntrust.placed"
 
 _PLACE_CHUNK = 16
+
+# The hot path's queries, built once: building a statement and its cache key cost more
+# than running it (SQLAlchemy memoizes the cache key on the statement object).
+_ONLINE_NODES = select(Node).where(Node.status == NodeStatus.ONLINE).order_by(col(Node.id))
+_TASKS_BY_ID = select(Task).where(col(Task.id).in_(bindparam("ids", expanding=True)))
+_ADMITTED = (
+    select(Task)
+    .where(Task.state == TaskState.ADMITTED)
+    .order_by(col(Task.submitted_at))
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_PLACED_ON_NODE = (
+    select(Task)
+    .where(Task.node_id == bindparam("node_id"), Task.state == TaskState.PLACED)
+    .order_by(col(Task.submitted_at))
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
 
 
 @dataclass(frozen=True)
@@ -155,7 +178,36 @@ def transition(
         reason=reason,
         updated_at=now,
     )
+    if to == TaskState.ADMITTED:
+        session.info.setdefault(_ADMITTED_KEY, []).append(task)
+    elif to == TaskState.PLACED:
+        session.info.setdefault(_PLACED_KEY, {}).setdefault(task.node_id, []).append(task)
     return Transition(task.id, task.node_id, to)
+
+
+def _moved(
+    session: Session, found: Sequence[Task], key: str, state: TaskState, node_id: str | None
+) -> list[Task]:
+    """``found`` (a query's rows, run without an autoflush) and the tasks this transaction
+    moved into ``state`` (on ``node_id``), as they are now in memory, oldest first.
+
+    The hot path's queries do not flush the transaction's pending writes first: the
+    committer flushes once, at commit, so a task placed and claimed in one batch is
+    written once. A query then sees the database as the last flush left it, and the
+    session knows the rest: rows are kept only if their in-memory state still matches,
+    and the tasks moved into the state since are added."""
+    moved = session.info.get(key, ())
+    if isinstance(moved, dict):
+        moved = moved.get(node_id, ())
+    merged = {t.id: t for t in (*found, *moved)}
+    return sorted(
+        (
+            t
+            for t in merged.values()
+            if t.state == state and (node_id is None or t.node_id == node_id)
+        ),
+        key=lambda t: t.submitted_at,
+    )
 
 
 def node_view(node: Node) -> NodeView:
@@ -199,11 +251,7 @@ def online_nodes(session: Session) -> list[Node]:
     """Online nodes, loaded once per transaction (the committer's batch) and then reused."""
     cached = session.info.get(_NODES_KEY)
     if cached is None:
-        cached = list(
-            session.exec(
-                select(Node).where(Node.status == NodeStatus.ONLINE).order_by(col(Node.id))
-            )
-        )
+        cached = list(session.exec(_ONLINE_NODES))
         session.info[_NODES_KEY] = cached
         _keep(session, cached)
     return [n for n in cached if n.status == NodeStatus.ONLINE]
@@ -304,14 +352,9 @@ def claim_tasks(session: Session, node_id: str, now: float, limit: int) -> list[
     (nodes are never deleted)."""
     if not _node_exists(session, node_id):
         raise NotFound(f"node {node_id} is not registered")
-    stmt = (
-        select(Task)
-        .where(Task.node_id == node_id, Task.state == TaskState.PLACED)
-        .order_by(col(Task.submitted_at))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    tasks = list(session.exec(stmt))
+    with session.no_autoflush:
+        found = list(session.exec(_PLACED_ON_NODE, params={"node_id": node_id, "limit": limit}))
+    tasks = _moved(session, found, _PLACED_KEY, TaskState.PLACED, node_id)[:limit]
     reason = f"claimed by {node_id}"
     for task in tasks:
         transition(session, task, TaskState.RUNNING, now, reason)
@@ -377,9 +420,12 @@ def report_tasks(
     capacity. Each refused result (unknown task, not held) is returned as its error and
     writes nothing; the others are recorded, and each ``on_finished(session, task)`` hook
     runs for them inside the same transaction (provenance, trust evidence)."""
+    if not reports:
+        return [], []
     ids = [r.task_id for r in reports]
     with session.no_autoflush:  # one query; report_task then finds each in the identity map
-        _keep(session, list(session.exec(select(Task).where(col(Task.id).in_(ids)))))
+        _keep(session, list(session.exec(_TASKS_BY_ID, params={"ids": ids})))
+    online_nodes(session)  # the holders of the reported tasks, and placement's candidates
     outcomes: list[Task | SchedulerError] = []
     for item in reports:
         try:
@@ -390,8 +436,7 @@ def report_tasks(
         for hook in on_finished:
             hook(session, finished)
         outcomes.append(finished)
-    placed = place_pending(session, now, pipeline, limit=128) if reports else []
-    return outcomes, placed
+    return outcomes, place_pending(session, now, pipeline, limit=128)
 
 
 def cancel_task(
@@ -491,6 +536,9 @@ def place_pending(
 
     Stops early when no node has free CPU, or when a whole chunk placed nothing
     (the cluster is full for this kind of work), so a long backlog costs little.
+    The chunks are read without an autoflush (see :func:`_moved`): the database holds
+    still what the last flush left, so plain offsets page through it, and the tasks
+    this transaction admitted join the first chunk.
     """
     placed: list[Transition] = []
     nodes: list[Node] | None = None  # loaded only when there is waiting work
@@ -498,16 +546,14 @@ def place_pending(
     while offset < limit:
         if nodes is not None and not any(n.cpu_cores - n.cpu_used > 1e-9 for n in nodes):
             break
-        chunk = list(
-            session.exec(
-                select(Task)
-                .where(Task.state == TaskState.ADMITTED)
-                .order_by(col(Task.submitted_at))
-                .offset(offset)
-                .limit(_PLACE_CHUNK)
-            )
+        with session.no_autoflush:
+            rows = list(session.exec(_ADMITTED, params={"offset": offset, "limit": _PLACE_CHUNK}))
+        chunk = (
+            _moved(session, rows, _ADMITTED_KEY, TaskState.ADMITTED, None)
+            if offset == 0
+            else [t for t in rows if t.state == TaskState.ADMITTED]
         )
-        if not chunk:
+        if not chunk and len(rows) < _PLACE_CHUNK:
             break
         if nodes is None:
             nodes = online_nodes(session)
@@ -521,9 +567,9 @@ def place_pending(
             if result.node_id is not None:
                 placed.append(Transition(task.id, result.node_id, TaskState.PLACED))
                 placed_in_chunk += 1
-        if len(chunk) < _PLACE_CHUNK or placed_in_chunk == 0:
+        if len(rows) < _PLACE_CHUNK or placed_in_chunk == 0:
             break
-        offset += len(chunk) - placed_in_chunk  # placed ones left the ADMITTED set
+        offset += len(rows)
     return placed
 
 

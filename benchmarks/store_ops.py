@@ -9,11 +9,14 @@ CPU per task for each kind of operation. Deterministic enough to compare two com
 (run each a few times; the host's speed moves).
 
     python benchmarks/store_ops.py [--tasks 6000] [--database-url URL]
+
+On PostgreSQL it works in a schema of its own and drops it at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -32,6 +35,7 @@ from scheduler.db import commit
 from scheduler.models import Classification, Node, NodeStatus, Task, TaskState, new_row
 from scheduler.service import Service
 from scheduler.settings import Settings
+from tests.conftest import fresh_database
 
 NODES = ("node-1", "node-2", "node-3")
 
@@ -51,8 +55,12 @@ def main() -> None:
     parser.add_argument("--submits-per-batch", type=int, default=8)
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="cntrust-store-") as tmp:
-        url = args.database_url or f"sqlite:///{tmp}/db.sqlite"
+    if args.database_url:  # fresh_database reads it from there
+        os.environ["CNTRUST_DATABASE_URL"] = args.database_url
+    with (
+        tempfile.TemporaryDirectory(prefix="cntrust-store-") as tmp,
+        fresh_database(Path(tmp) / "db.sqlite") as url,  # PostgreSQL: a schema of its own
+    ):
         service = Service(Settings(data_dir=Path(tmp) / "data", database_url=url))
         try:
             run(service, args.tasks, args.submits_per_batch)

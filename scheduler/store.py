@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy import bindparam
 from sqlalchemy.orm.attributes import set_attribute
 from sqlmodel import Session, SQLModel, col, select
@@ -53,9 +54,16 @@ _TASKS_BY_ID = select(Task).where(col(Task.id).in_(bindparam("ids", expanding=Tr
 _ADMITTED = (
     select(Task)
     .where(Task.state == TaskState.ADMITTED)
-    .order_by(col(Task.submitted_at))
-    .offset(bindparam("offset"))
+    .order_by(col(Task.submitted_at), col(Task.id))
     .limit(bindparam("limit"))
+)
+# the next page after (at, id): a cursor, not an offset, so a flush between pages (a
+# placement hook's query) cannot make a page skip rows
+_ADMITTED_AFTER = _ADMITTED.where(
+    sa.or_(
+        col(Task.submitted_at) > bindparam("at"),
+        sa.and_(col(Task.submitted_at) == bindparam("at"), col(Task.id) > bindparam("id")),
+    )
 )
 _PLACED_ON_NODE = (
     select(Task)
@@ -206,7 +214,7 @@ def _moved(
             for t in merged.values()
             if t.state == state and (node_id is None or t.node_id == node_id)
         ),
-        key=lambda t: t.submitted_at,
+        key=lambda t: (t.submitted_at, t.id),
     )
 
 
@@ -536,23 +544,27 @@ def place_pending(
 
     Stops early when no node has free CPU, or when a whole chunk placed nothing
     (the cluster is full for this kind of work), so a long backlog costs little.
-    The chunks are read without an autoflush (see :func:`_moved`): the database holds
-    still what the last flush left, so plain offsets page through it, and the tasks
-    this transaction admitted join the first chunk.
+    The chunks are read without an autoflush (see :func:`_moved`), paged by a cursor on
+    (submitted_at, id); the tasks this transaction admitted join the first chunk.
     """
     placed: list[Transition] = []
     nodes: list[Node] | None = None  # loaded only when there is waiting work
-    offset = 0
-    while offset < limit:
+    after: tuple[float, str] | None = None  # the last row of the previous page
+    seen = 0
+    while seen < limit:
         if nodes is not None and not any(n.cpu_cores - n.cpu_used > 1e-9 for n in nodes):
             break
         with session.no_autoflush:
-            rows = list(session.exec(_ADMITTED, params={"offset": offset, "limit": _PLACE_CHUNK}))
-        chunk = (
-            _moved(session, rows, _ADMITTED_KEY, TaskState.ADMITTED, None)
-            if offset == 0
-            else [t for t in rows if t.state == TaskState.ADMITTED]
-        )
+            if after is None:
+                rows = list(session.exec(_ADMITTED, params={"limit": _PLACE_CHUNK}))
+            else:
+                at, last = after
+                page = {"limit": _PLACE_CHUNK, "at": at, "id": last}
+                rows = list(session.exec(_ADMITTED_AFTER, params=page))
+        if after is None:  # the first page: with the tasks this transaction admitted
+            chunk = _moved(session, rows, _ADMITTED_KEY, TaskState.ADMITTED, None)
+        else:
+            chunk = [t for t in rows if t.state == TaskState.ADMITTED]
         if not chunk and len(rows) < _PLACE_CHUNK:
             break
         if nodes is None:
@@ -569,7 +581,8 @@ def place_pending(
                 placed_in_chunk += 1
         if len(rows) < _PLACE_CHUNK or placed_in_chunk == 0:
             break
-        offset += len(rows)
+        seen += len(rows)
+        after = (rows[-1].submitted_at, rows[-1].id)
     return placed
 
 

@@ -166,3 +166,28 @@ def test_a_task_requeued_in_a_batch_is_placed_in_the_same_batch(service, clock):
     stored, events = _read(service, task.id)
     assert stored.state == TaskState.PLACED and stored.node_id == other
     assert events == ["submitted", "admitted", "placed", "admitted", "placed"]
+
+
+def test_a_long_backlog_is_placed_oldest_first_even_when_a_hook_flushes(service, clock):
+    """Pages follow a cursor, not an offset: a placement hook whose query flushes the
+    placements of the first page must not make the second page skip waiting tasks."""
+    now = clock()
+    service.write_sync(lambda s: store.add_tenant(s, "t", now))
+    backlog = [_task(now + i) for i in range(40)]
+    for t in backlog:  # no node yet: every task waits, admitted
+        service.write_sync(lambda s, t=t: _submit(service, s, t, now))
+    flushes = []
+
+    def flushing_hook(s: Session, task: Task, node: Node) -> None:
+        s.exec(select(Node)).all()  # a query: the session autoflushes first
+        flushes.append(task.id)
+
+    service.pipeline.placed_hooks.append(flushing_hook)
+    service.write_sync(lambda s: store.register_node(s, _node("n1", now, cpu=20.0)))
+    placed = service.write_sync(lambda s: store.place_pending(s, now, service.pipeline))
+    assert [p.task_id for p in placed] == [t.id for t in backlog[:20]]
+    assert len(flushes) == 20
+    assert [_read(service, t.id)[0].state for t in backlog[19:21]] == [
+        TaskState.PLACED,
+        TaskState.ADMITTED,
+    ]

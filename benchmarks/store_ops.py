@@ -31,10 +31,13 @@ from sqlmodel import Session
 
 from scheduler import node_results, store
 from scheduler.agent_signing import ResultSigner
+from scheduler.app import install_layers
+from scheduler.authz import BuiltinAuthorizer
 from scheduler.db import commit
 from scheduler.models import Classification, Node, NodeStatus, Task, TaskState, new_row
+from scheduler.provenance import ProvenanceLayer
 from scheduler.service import Service
-from scheduler.settings import Settings
+from scheduler.settings import LAYERS, Settings
 from tests.conftest import fresh_database
 
 NODES = ("node-1", "node-2", "node-3")
@@ -54,17 +57,36 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=6000)
     parser.add_argument("--submits-per-batch", type=int, default=8)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--layers",
+        default="",
+        help="comma list of security layers to install, as `cntrust up` does (trust, "
+        "policy, provenance, ids, identity); default none. Attestation is left out: its "
+        "gate would need real evidence, and it adds nothing on this path.",
+    )
     args = parser.parse_args()
+    layers = [x for x in args.layers.split(",") if x]
     if args.database_url:  # fresh_database reads it from there
         os.environ["CNTRUST_DATABASE_URL"] = args.database_url
     with (
         tempfile.TemporaryDirectory(prefix="cntrust-store-") as tmp,
         fresh_database(Path(tmp) / "db.sqlite") as url,  # PostgreSQL: a schema of its own
     ):
-        service = Service(Settings(data_dir=Path(tmp) / "data", database_url=url))
+        settings = Settings(
+            data_dir=Path(tmp) / "data",
+            database_url=url,
+            layers_off=[x for x in LAYERS if x not in layers],
+        )
+        service = Service(settings) if layers else Service(settings, authorizer=BuiltinAuthorizer())
+        if layers:
+            install_layers(service)
+        provenance = ProvenanceLayer.for_service(service) if "provenance" in layers else None
         try:
             run(service, args.tasks, args.submits_per_batch)
+            print(f"layers: {','.join(layers) or 'off'}")
         finally:
+            if provenance is not None:
+                provenance.stop()
             service.close()
 
 
@@ -155,7 +177,8 @@ def run(service: Service, total: int, per_batch: int) -> None:
             ]
 
             def op(s: Session, node_id: str = node_id, reports: list = reports) -> list[Task]:
-                store.report_tasks(s, node_id, reports, time.time(), pipeline)
+                hooks = service.finished_hooks  # provenance, trust evidence, replication
+                store.report_tasks(s, node_id, reports, time.time(), pipeline, hooks)
                 return store.claim_tasks(s, node_id, time.time(), 4)
 
             t0 = time.thread_time()

@@ -51,8 +51,19 @@ log = logging.getLogger(__name__)
 NO_INPUTS_REASON = "the policy filter gave no inputs for the chosen node: fail closed"
 
 
+_ADDED_KEY = "cntrust.policy_texts_added"
+
+
 def store_version_text(session: Session, policy_set: PolicySet, now: float) -> None:
-    """Keep ``policy_set``'s text under its version (once)."""
+    """Keep ``policy_set``'s text under its version (once).
+
+    Once per transaction too: the row added by an earlier placement of the same
+    transaction is pending, not yet in the identity map, so a second lookup would not
+    find it and a second insert would fail the whole transaction."""
+    added: set[str] = session.info.setdefault(_ADDED_KEY, set())
+    if policy_set.version in added:
+        return
+    added.add(policy_set.version)
     with session.no_autoflush:
         if session.get(PolicyVersionText, policy_set.version) is not None:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from tests.conftest import bearer
@@ -53,3 +54,16 @@ def report(api: Any, node: dict[str, str], task_id: str, exit_code: int = 0):
         ]
     }
     return api.post("/v1/agent/report", json=body, headers=node)
+
+
+def task_row(now: float, tenant: str = "t", **values: Any) -> Any:
+    """A new task row as the API's submit builds it (for operations run on the store)."""
+    from scheduler.models import Classification, Task, TaskState, new_row
+
+    fields: dict[str, Any] = {
+        "id": uuid.uuid4().hex, "tenant": tenant, "state": TaskState.SUBMITTED,
+        "command": ["true"], "cpu": 1.0, "memory_mb": 64, "gpu": 0, "accelerator_kind": None,
+        "classification": Classification.INTERNAL, "region": None, "timeout_s": 60.0,
+        "submitted_at": now, "updated_at": now, "trace_parent": None, "idempotency_key": None,
+    }  # fmt: skip
+    return new_row(Task, **{**fields, **values})

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from scheduler import store
 from scheduler.app import create_app
 from scheduler.models import Node, Task
 from scheduler.policy_authz import PolicyAuthorizer
@@ -23,7 +24,7 @@ from scheduler.policy_wiring import placement_of
 from scheduler.tables.policy_decisions import PlacementDecision, PolicyVersionText
 from scheduler.trust_placement import NodeTrustView
 from tests.conftest import bearer
-from tests.unit.scheduler.helpers import add_node, add_tenant, admin, submit
+from tests.unit.scheduler.helpers import add_node, add_tenant, admin, submit, task_row
 from tests.unit.scheduler.policy_fixtures import GATE_OFF, service
 
 __all__ = ["service"]
@@ -98,6 +99,28 @@ def test_public_placement_is_recorded_with_inputs_and_policy_text(api, service):
     assert node_attrs["revoked"] is False and node_attrs["region"] == "eu"
     with service.read() as session:
         assert session.get(PolicyVersionText, version) is not None
+
+
+@GATE_OFF
+def test_two_placements_in_one_transaction_store_the_policy_text_once(api, service, clock):
+    """The first placements under a policy version, in one transaction (a report placing
+    several waiting tasks): the version's text is stored once and the transaction commits."""
+    add_tenant(api, service, "alice")
+    add_node(api, service, "n1")
+    now = clock()
+    tasks = [task_row(now + i, "alice") for i in range(3)]
+
+    def op(session: Session) -> list[str | None]:
+        placed = [
+            store.submit_task(session, t, now, service.pipeline, "admitted")[1] for t in tasks
+        ]
+        return [p.node_id if p is not None else None for p in placed]
+
+    assert service.write_sync(op) == ["n1", "n1", "n1"]
+    with service.read() as session:
+        assert len(session.exec(select(PolicyVersionText)).all()) == 1
+        decisions = session.exec(select(PlacementDecision)).all()
+        assert sorted(d.task_id for d in decisions) == sorted(t.id for t in tasks)
 
 
 def test_secret_task_fails_closed_on_missing_attestation(api, service):

@@ -7,13 +7,13 @@ batch, a task cancelled or claimed earlier in the batch not handed out again."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlmodel import Session, select
 
 from scheduler import store
-from scheduler.models import Classification, Node, Task, TaskEvent, TaskState, new_row
+from scheduler.models import Node, Task, TaskEvent, TaskState
+from tests.unit.scheduler.helpers import task_row
 
 
 def _node(name: str, now: float, cpu: float = 1.0) -> Node:
@@ -23,24 +23,7 @@ def _node(name: str, now: float, cpu: float = 1.0) -> Node:
 
 
 def _task(now: float) -> Task:
-    return new_row(
-        Task,
-        id=uuid.uuid4().hex,
-        tenant="t",
-        state=TaskState.SUBMITTED,
-        command=["true"],
-        cpu=1.0,
-        memory_mb=64,
-        gpu=0,
-        accelerator_kind=None,
-        classification=Classification.INTERNAL,
-        region=None,
-        timeout_s=60.0,
-        submitted_at=now,
-        updated_at=now,
-        trace_parent=None,
-        idempotency_key=None,
-    )
+    return task_row(now)  # type: ignore[no-any-return]
 
 
 def _setup(service: Any, clock: Any, *nodes: str) -> None:

@@ -26,6 +26,7 @@ from scheduler.cli.common import (
     print_json,
     with_local,
 )
+from scheduler.runtime import run_event_loop
 
 tenant_app = typer.Typer(no_args_is_help=True, help="Manage tenants (local admin).")
 task_app = typer.Typer(no_args_is_help=True, help="Submit and inspect tasks.")
@@ -333,6 +334,6 @@ def node_agent(
         await agent.run()
 
     try:
-        asyncio.run(main())
+        run_event_loop(main())
     except AgentError as exc:
         fail(str(exc), 1)

@@ -133,6 +133,11 @@ def create_db_engine(url: str) -> Engine:
     else:
         engine = sa.create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
     SQLModel.metadata.create_all(engine)
+    # create_all makes missing tables with their indexes; an index a later version added to
+    # an existing table is made here (a data dir from an earlier version keeps working)
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
     return engine
 
 

@@ -92,9 +92,17 @@ class Node(SQLModel, table=True):
 
 
 class Task(SQLModel, table=True):
+    __table_args__ = (
+        # a node's placed / running work (claims, heartbeats, expiry), oldest first, without
+        # reading every task the node ever ran
+        sa.Index("ix_task_node_state", "node_id", "state", "submitted_at"),
+        # the admitted backlog, oldest first (placement pages through it by this order)
+        sa.Index("ix_task_state_submitted", "state", "submitted_at", "id"),
+    )
+
     id: str = Field(primary_key=True, max_length=40)
     tenant: str = Field(index=True, max_length=64)
-    state: TaskState = Field(index=True)
+    state: TaskState
     command: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     cpu: float = 1.0
     memory_mb: int = 256
@@ -103,7 +111,7 @@ class Task(SQLModel, table=True):
     classification: Classification = Classification.PUBLIC
     region: str | None = None
     timeout_s: float = 60.0
-    node_id: str | None = Field(default=None, index=True, max_length=64)
+    node_id: str | None = Field(default=None, max_length=64)
     attempt: int = 0
     reason: str = ""
     submitted_at: float

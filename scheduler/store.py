@@ -60,10 +60,7 @@ _ADMITTED = (
 # the next page after (at, id): a cursor, not an offset, so a flush between pages (a
 # placement hook's query) cannot make a page skip rows
 _ADMITTED_AFTER = _ADMITTED.where(
-    sa.or_(
-        col(Task.submitted_at) > bindparam("at"),
-        sa.and_(col(Task.submitted_at) == bindparam("at"), col(Task.id) > bindparam("id")),
-    )
+    sa.tuple_(col(Task.submitted_at), col(Task.id)) > sa.tuple_(bindparam("at"), bindparam("id"))
 )
 _PLACED_ON_NODE = (
     select(Task)

@@ -21,6 +21,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
 from policies import (
     CLASSIFICATIONS,
     Entity,
@@ -41,6 +43,7 @@ from policies import (
     uid,
 )
 from scheduler.authz import Authorizer, AuthzDecision, Principal, Resource
+from scheduler.placement import NodeView
 from scheduler.policy_facts import absent_node_entity
 
 if TYPE_CHECKING:
@@ -136,11 +139,14 @@ class PolicyAuthorizer:
             note = f"{action} has no Cedar action yet: decided by the built-in role rules"
             return AuthzDecision(builtin.allowed, (*builtin.reasons, note), builtin.policy_ids)
         engine = self.store.compiled_engine
+        # node facts read for this decision: a node acting on itself (every claim, report
+        # and heartbeat) is read once, so principal and resource are one snapshot
+        nodes: dict[str, Entity] = {}
         try:
-            who = self._principal(principal)
+            who = self._principal(principal, nodes)
             if who is None:
                 return AuthzDecision(False, (f"unknown role {principal.role}",))
-            what = self._resource(action, resource)
+            what = self._resource(action, resource, nodes)
             decision = engine.decide(request(who, cedar_action, what))
         except (PolicyError, KeyError, TypeError, ValueError) as exc:
             return AuthzDecision(False, (f"request refused: {exc}",))
@@ -149,7 +155,7 @@ class PolicyAuthorizer:
 
     # -- entities -------------------------------------------------------------------
 
-    def _principal(self, principal: Principal) -> Entity | None:
+    def _principal(self, principal: Principal, nodes: dict[str, Entity]) -> Entity | None:
         role, name = principal.role, principal.name
         if role == "tenant":
             return tenant(name, allowed_classifications=_clearance(principal.claims))
@@ -164,12 +170,12 @@ class PolicyAuthorizer:
         if role == "sensor":
             return Entity(uid("Sensor", name))
         if role == "node":
-            return self._node(name)
+            return self._node(name, nodes)
         if role == "node-register":
             return Entity(uid("Enrollment", name), {"node": uid("Node", name)})
         return None
 
-    def _resource(self, action: str, resource: Resource) -> Entity:
+    def _resource(self, action: str, resource: Resource, nodes: dict[str, Entity]) -> Entity:
         if action in _LIST_RESOURCES:
             return service()
         if action in _POLICY_RESOURCES:
@@ -189,16 +195,22 @@ class PolicyAuthorizer:
         if kind == "node":
             if resource.id is None:
                 raise ValueError("a node resource needs an id")
-            return self._node(resource.id)
+            return self._node(resource.id, nodes)
         if kind == "tenant":
             if resource.id is None:
                 raise ValueError("a tenant resource needs an id")
             return tenant(resource.id)
         raise ValueError(f"resource kind {kind!r} has no policy entity")
 
-    def _node(self, node_id: str) -> Entity:
-        entity = self.node_facts(node_id)
-        return entity if entity is not None else absent_node_entity(node_id)
+    def _node(self, node_id: str, nodes: dict[str, Entity]) -> Entity:
+        """The node's entity, read once per decision (``nodes``)."""
+        entity = nodes.get(node_id)
+        if entity is None:
+            entity = self.node_facts(node_id)
+            if entity is None:
+                entity = absent_node_entity(node_id)
+            nodes[node_id] = entity
+        return entity
 
 
 def _clearance(claims: Mapping[str, Any]) -> Iterable[str]:
@@ -231,29 +243,65 @@ def database_node_facts(service: Service) -> NodeFacts:
     """Node facts for a node's own requests: the facts placement uses
     (:class:`scheduler.policy_node_facts.SchedulerNodeFacts`: attestation from the node's
     current result, trust from the trust layer, revocation from the identity layer), never
-    the labels the node registered with.
+    the labels the node registered with (they are not even read).
 
     The node's row is read on every request (one primary-key lookup), so a new attestation
-    result, a quarantine or a revocation decides the node's very next request."""
+    result, a quarantine or a revocation decides the node's very next request. The lookup
+    is a Core select of the columns a ``NodeView`` needs on a pooled connection: an ORM
+    session and its identity map cost five times as much per request."""
     from scheduler.models import Node
     from scheduler.policy_node_facts import SchedulerNodeFacts
-    from scheduler.store import node_view
 
     settings = service.settings
     scheduler_facts = SchedulerNodeFacts(
         service,
         require_attestation=settings.layer_on("attestation") and settings.attestation_gate,
     )
+    columns = Node.__table__.c  # type: ignore[attr-defined]
+    by_id = sa.select(*(columns[name] for name in _VIEW_COLUMNS)).where(
+        columns.id == sa.bindparam("node_id")
+    )
 
     def facts(node_id: str) -> Entity | None:
         if len(node_id) > 64:
             return None
-        with service.read() as session:
-            row = session.get(Node, node_id)
-            view = None if row is None else node_view(row)
-        return None if view is None else scheduler_facts(view)
+        with service.engine.connect() as connection:
+            row = connection.execute(by_id, {"node_id": node_id}).first()
+        return None if row is None else scheduler_facts(_node_view(row))
 
     return facts
+
+
+_VIEW_COLUMNS = (
+    "id", "region", "operator", "cpu_cores", "memory_mb", "accelerators", "cpu_used",
+    "memory_used_mb", "gpu_used", "active_tasks", "attestation_status", "attested_at",
+    "attestation_expires_at",
+)  # fmt: skip
+"""The ``Node`` columns of a ``NodeView``; not ``labels`` (what the node says of itself)."""
+
+
+def _node_view(row: Any) -> NodeView:
+    """A ``NodeView`` of a row of :data:`_VIEW_COLUMNS` (as ``scheduler.store.node_view``
+    builds one from a ``Node``, without its labels)."""
+    accelerators: dict[str, int] = {}
+    for item in row.accelerators:
+        kind = str(item.get("kind", "gpu"))
+        accelerators[kind] = accelerators.get(kind, 0) + int(item.get("count", 1))
+    return NodeView(
+        id=row.id,
+        region=row.region,
+        operator=row.operator,
+        cpu_cores=row.cpu_cores,
+        memory_mb=row.memory_mb,
+        accelerators=tuple(sorted(accelerators.items())),
+        cpu_used=row.cpu_used,
+        memory_used_mb=row.memory_used_mb,
+        gpu_used=row.gpu_used,
+        active_tasks=row.active_tasks,
+        attestation_status=row.attestation_status,
+        attested_at=row.attested_at,
+        attestation_expires_at=row.attestation_expires_at,
+    )
 
 
 def install(service: Service, store: PolicyStore | None = None) -> PolicyAuthorizer:

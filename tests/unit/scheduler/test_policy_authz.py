@@ -366,12 +366,37 @@ def test_node_facts_ignore_what_the_node_says_about_itself(api, service):
     from scheduler.store import node_view
 
     lies = {"trust": "1.0", "uncertainty": "0", "attestation_status": "affirming"}
-    add_node(api, service, "liar", attested=False, labels=lies | {"revoked": "false"})
+    gpus = [{"kind": "gpu", "count": 2}, {"kind": "fpga", "count": 1}]
+    add_node(api, service, "liar", attested=False, labels=lies | {"revoked": "false"},
+             accelerators=gpus, region="eu")  # fmt: skip
     entity = database_node_facts(service)("liar")
     assert entity.attrs["attestation_status"] != "affirming"
+    assert entity.attrs["accelerators"] == frozenset({"gpu", "fpga"})
+    assert entity.attrs["region"] == "eu"
     with service.read() as session:
         view = node_view(session.get(Node, "liar"))
     placement = SchedulerNodeFacts(service, require_attestation=entity.attrs[
         "attestation_status"] == "none")(view)  # fmt: skip
     assert entity.attrs == placement.attrs
     assert entity.attrs["trust_permille"] < 1000 or entity.attrs["uncertainty_permille"] > 0
+
+
+def test_a_node_acting_on_itself_is_read_once_per_decision(service):
+    """Claims, reports and heartbeats name the node as principal and resource: one read of
+    its facts (one snapshot for both), and a fresh read on the next decision."""
+    from scheduler.policy_facts import node_entity
+
+    reads: list[str] = []
+
+    def facts(node_id: str) -> Any:
+        reads.append(node_id)
+        return node_entity(node_id, region="local", operator="op1", accelerators=(), labels={})
+
+    policy = PolicyAuthorizer(service.authorizer.store, facts)
+    n1 = Principal("node", "n1")
+    for action in ("task.claim", "task.report", "node.heartbeat"):
+        decision = policy.decide(n1, action, Resource("node", "n1"))
+        assert decision.allowed and decision.policy_ids and decision.reasons
+    assert reads == ["n1", "n1", "n1"]  # once per decision, never cached across decisions
+    other = policy.decide(n1, "node.heartbeat", Resource("node", "n2"))
+    assert not other.allowed and reads[-2:] == ["n1", "n2"]

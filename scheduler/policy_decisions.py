@@ -7,7 +7,8 @@ filter used, equal to Cedar's by property test; replay re-decides with Cedar its
 stores it (table :class:`~scheduler.tables.policy_decisions.PlacementDecision`) with the
 policy set's text (:class:`~scheduler.tables.policy_decisions.PolicyVersionText`), and
 names it on the task (``placement_decision_id``, ``policy_version``), all in the placing
-transaction.
+transaction (the decision rows of a transaction are inserted together just before it
+commits, by ``scheduler.db.commit``).
 
 :func:`replay_task` re-evaluates a task's stored decision with the stored inputs and the
 stored policy version (``policies.replay``: fresh, uncached Cedar engine) and says whether
@@ -26,6 +27,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from policies import (
@@ -38,7 +40,7 @@ from policies import (
     placement_request,
     replay,
 )
-from scheduler.db import after_commit
+from scheduler.db import after_commit, before_commit
 from scheduler.errors import NotFound
 from scheduler.models import Node, Task
 from scheduler.tables.policy_decisions import PlacementDecision, PolicyVersionText
@@ -74,6 +76,25 @@ def store_version_text(session: Session, policy_set: PolicySet, now: float) -> N
     )
 
 
+_DECISIONS_KEY = "cntrust.placement_decisions"
+_DECISIONS_INSERT = sa.insert(PlacementDecision.__table__)  # type: ignore[attr-defined]
+
+
+def _queue_decision(session: Session, **values: Any) -> None:
+    """Insert a ``PlacementDecision`` row with the transaction: every decision of the
+    transaction goes out in one executemany just before it commits (the ORM's unit of
+    work cost about as much again per row). Nothing reads a decision in the transaction
+    that made it; the task names it (``placement_decision_id``) from the start."""
+    session.info.setdefault(_DECISIONS_KEY, []).append(values)
+    before_commit(session, _insert_decisions)
+
+
+def _insert_decisions(session: Session) -> None:
+    rows = session.info.pop(_DECISIONS_KEY, None)
+    if rows:
+        session.execute(_DECISIONS_INSERT, rows)
+
+
 class PlacementRecorder:
     """``placed_hooks`` hook storing the policy decision of every placement."""
 
@@ -104,8 +125,10 @@ class PlacementRecorder:
         if version not in self._stored:
             store_version_text(session, engine.policy_set, now)
             after_commit(session, lambda: self._stored.add(version))
-        row = PlacementDecision(
-            id=uuid.uuid4().hex,
+        decision_id = uuid.uuid4().hex
+        _queue_decision(
+            session,
+            id=decision_id,
             task_id=task.id,
             node_id=node_id,
             attempt=task.attempt,
@@ -117,10 +140,10 @@ class PlacementRecorder:
             request=request_doc,
             decision=decision.to_dict(),
         )
-        session.add(row)
-        task.placement_decision_id = row.id
+        task.placement_decision_id = decision_id
         task.policy_version = version
-        session.add(task)
+        if task not in session:  # placement holds it in the session already (add cascades)
+            session.add(task)
         self.recorded += 1
 
 

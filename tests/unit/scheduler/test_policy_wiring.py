@@ -400,3 +400,25 @@ def test_a_policy_change_goes_to_the_response_hooks_once(api, service):
 def test_a_policy_change_without_provenance_still_works(api, service):
     changed = change_policy(api, service, forbid_everything=False)
     assert changed["changed"] is False  # the same set: recorded, nothing to log
+
+
+def test_a_recorded_task_not_yet_in_the_session_is_stored_naming_its_decision(api, service):
+    """The recorder adds a task the session does not hold yet, and its decision row goes
+    out with the transaction (a placement the filter never saw: a deny with the reason)."""
+    from scheduler.policy_decisions import NO_INPUTS_REASON
+
+    add_tenant(api, service, "alice")
+    add_node(api, service, "n1")
+    recorder = placement_of(service).recorder
+    task = task_row(service.clock(), "alice")
+
+    def op(session: Session) -> None:
+        node = session.get(Node, "n1")
+        assert task not in session
+        recorder(session, task, node)
+
+    service.write_sync(op)
+    stored, row = decision_of(service, task.id)
+    assert stored.policy_version == row.policy_version == service.authorizer.store.version
+    assert row.task_id == task.id and row.node_id == "n1" and not row.allowed
+    assert row.reasons == [NO_INPUTS_REASON] and row.request == {}

@@ -33,12 +33,12 @@ from audit_chain.errors import InputTooLargeError, LogStateError, TileNotFoundEr
 from audit_chain.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
+    CompactRange,
     consistency_proof,
     fold_right,
     inclusion_proof,
     leaf_hash,
     node_hash,
-    root_from_hashes,
     subtree_hash,
 )
 from audit_chain.tiles import (
@@ -62,6 +62,9 @@ _MAX_BATCH = 1 << 20
 class _Edge:
     """Right edge of a committed tree: partial tile hashes per tile level, partial entries.
 
+    ``ranges[L]`` is the compact range (perfect subtrees, biggest first) of the partial
+    tile at level L and ``bundle`` the encoded partial entry bundle, so appending a batch
+    hashes and encodes only the new entries, not the whole edge again.
     ``trees`` memoises the mini-trees of the partial tiles; the edge never changes, so the
     memo is valid for the edge's lifetime.
     """
@@ -70,6 +73,8 @@ class _Edge:
     root: bytes
     hashes: tuple[tuple[bytes, ...], ...]  # hashes[L] = contents of the partial tile at level L
     entries: tuple[bytes, ...]
+    ranges: tuple[tuple[tuple[int, bytes], ...], ...]
+    bundle: bytes
     trees: dict[int, list[list[bytes]]] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -91,16 +96,21 @@ class PreparedBatch:
     _edge: _Edge
 
 
-def _edge_root(hashes: Sequence[Sequence[bytes]]) -> bytes:
-    """Root of the tree whose right edge is ``hashes`` (partial tiles, level 0 first)."""
-    parts: list[bytes] = []
-    for level in range(len(hashes) - 1, -1, -1):
-        tile = hashes[level]
-        pos = 0
-        for r in range(TILE_HEIGHT - 1, -1, -1):
-            if len(tile) & (1 << r):
-                parts.append(root_from_hashes(tile[pos : pos + (1 << r)]))
-                pos += 1 << r
+def _edge_ranges(hashes: Sequence[Sequence[bytes]]) -> list[CompactRange]:
+    """Compact ranges of the partial tiles ``hashes`` (level 0 first)."""
+    ranges = []
+    for tile in hashes:
+        compact = CompactRange()
+        for h in tile:
+            compact.append(h)
+        ranges.append(compact)
+    return ranges
+
+
+def _edge_root(ranges: Sequence[CompactRange]) -> bytes:
+    """Root of the tree whose right edge has the partial-tile compact ranges ``ranges``
+    (level 0 first): every perfect subtree, the highest level's first, folded."""
+    parts = [h for compact in reversed(ranges) for _, h in compact.nodes]
     return fold_right(parts) if parts else EMPTY_ROOT
 
 
@@ -161,7 +171,7 @@ class TiledLog:
 
     def _load_edge(self, state: LogState | None) -> _Edge:
         if state is None or state.tree_size == 0:
-            return _Edge(0, EMPTY_ROOT, (), ())
+            return _Edge(0, EMPTY_ROOT, (), (), (), b"")
         size = state.tree_size
         hashes: list[tuple[bytes, ...]] = []
         level = 0
@@ -175,17 +185,21 @@ class TiledLog:
                 hashes.append(())
             level += 1
         entries: tuple[bytes, ...] = ()
+        bundle = b""
         if size % TILE_WIDTH:
-            bundle = TileId(ENTRIES_LEVEL, size // TILE_WIDTH, size % TILE_WIDTH)
-            entries = tuple(parse_entry_bundle(self.store.read_tile(bundle), width=bundle.width))
+            tile = TileId(ENTRIES_LEVEL, size // TILE_WIDTH, size % TILE_WIDTH)
+            bundle = self.store.read_tile(tile)
+            entries = tuple(parse_entry_bundle(bundle, width=tile.width))
             if [leaf_hash(e) for e in entries] != list(hashes[0]):
                 raise LogStateError("partial entry bundle does not match the level-0 tile")
-        root = _edge_root(hashes)
+        ranges = _edge_ranges(hashes)
+        root = _edge_root(ranges)
         if root != state.root:
             raise LogStateError(
                 f"stored tiles hash to {root.hex()}, the state says {state.root.hex()}"
             )
-        return _Edge(size, root, tuple(hashes), entries)
+        nodes = tuple(compact.nodes for compact in ranges)
+        return _Edge(size, root, tuple(hashes), entries, nodes, bundle)
 
     @property
     def tree_size(self) -> int:
@@ -216,20 +230,24 @@ class TiledLog:
         edge = self._edge
         base = edge.tree_size
         levels: list[list[bytes]] = [list(h) for h in edge.hashes]
+        ranges = [CompactRange(nodes) for nodes in edge.ranges]
         counts = [base >> (TILE_HEIGHT * lv) for lv in range(len(levels))]
         out: dict[TileId, bytes] = {}
         pending_entries = list(edge.entries)
+        bundle = bytearray(edge.bundle)  # the partial entry bundle, extended entry by entry
         size = base
 
         def push(level: int, h: bytes) -> None:
             while True:
                 if level == len(levels):
                     levels.append([])
+                    ranges.append(CompactRange())
                     counts.append(0)
                 tile = levels[level]
                 tile.append(h)
                 counts[level] += 1
                 if len(tile) < TILE_WIDTH:
+                    ranges[level].append(h)
                     return
                 full = TileId(level, (counts[level] - 1) // TILE_WIDTH)
                 out[full] = b"".join(tile)
@@ -237,27 +255,35 @@ class TiledLog:
                 out[full.inner_nodes()] = _inner_bytes(tree)
                 h = node_hash(tree[-1][0], tree[-1][1])
                 tile.clear()
+                ranges[level] = CompactRange()
                 level += 1
 
         for e in entries:
             push(0, leaf_hash(e))
             pending_entries.append(e)
+            bundle += encode_entry_bundle((e,))
             size += 1
             if len(pending_entries) == TILE_WIDTH:
-                out[TileId(ENTRIES_LEVEL, (size - 1) // TILE_WIDTH)] = encode_entry_bundle(
-                    pending_entries
-                )
+                out[TileId(ENTRIES_LEVEL, (size - 1) // TILE_WIDTH)] = bytes(bundle)
                 pending_entries = []
+                bundle.clear()
         for level, tile in enumerate(levels):
             old_count = base >> (TILE_HEIGHT * level)
             if tile and counts[level] != old_count:
                 out[TileId(level, counts[level] // TILE_WIDTH, len(tile))] = b"".join(tile)
+        partial_bundle = bytes(bundle)
         if pending_entries and size % TILE_WIDTH:
-            out[TileId(ENTRIES_LEVEL, size // TILE_WIDTH, len(pending_entries))] = (
-                encode_entry_bundle(pending_entries)
-            )
-        root = _edge_root(levels)
-        new_edge = _Edge(size, root, tuple(tuple(t) for t in levels), tuple(pending_entries))
+            partial = TileId(ENTRIES_LEVEL, size // TILE_WIDTH, len(pending_entries))
+            out[partial] = partial_bundle
+        root = _edge_root(ranges)
+        new_edge = _Edge(
+            size,
+            root,
+            tuple(tuple(t) for t in levels),
+            tuple(pending_entries),
+            tuple(compact.nodes for compact in ranges),
+            partial_bundle,
+        )
         result = AppendResult(base, size, root)
         batch = TileBatch(tuple(sorted(out.items())), LogState(size, root))
         return PreparedBatch(base, result, batch, new_edge)

@@ -63,8 +63,8 @@ from scheduler.node_results import signed_result_of
 from scheduler.provenance_actions import record_of, response_action
 from scheduler.provenance_bundles import anchored_checkpoint, bundle_basis
 from scheduler.provenance_fields import placement_fields
-from scheduler.provenance_store import STATE_ID, DbTileStore
-from scheduler.tables.provenance import ProvAnchor, ProvLogState, ProvTaskEntry, ProvTenantSalt
+from scheduler.provenance_store import DbTileStore
+from scheduler.tables.provenance import ProvAnchor, ProvTaskEntry, ProvTenantSalt
 
 if TYPE_CHECKING:
     from audit_chain.anchoring import AnchorRecord, AnchorWorker, TreeHead
@@ -81,6 +81,9 @@ _OUTCOMES = {
     TaskState.CANCELLED: "cancelled",
     TaskState.REJECTED: "rejected",
 }
+# the tables' Core inserts, built once (one executemany each per batch, no ORM bulk insert)
+_INSERT_TASK_ENTRIES = sa.insert(ProvTaskEntry.__table__)  # type: ignore[attr-defined]
+_INSERT_TENANT_SALTS = sa.insert(ProvTenantSalt.__table__)  # type: ignore[attr-defined]
 _LAYERS: weakref.WeakKeyDictionary[Service, ProvenanceLayer] = weakref.WeakKeyDictionary()
 
 
@@ -277,9 +280,9 @@ class ProvenanceLayer:
         if not items:
             return
         with self._seq_lock:
-            row = session.get(ProvLogState, STATE_ID, with_for_update=True)
-            size = 0 if row is None else row.tree_size
-            if size != self.log.tree_size or (row is not None and bytes(row.root) != self.log.root):
+            state = self.store.lock_state(session)
+            size = 0 if state is None else state.tree_size
+            if size != self.log.tree_size or (state is not None and state.root != self.log.root):
                 log.warning(
                     "provenance log at %d, database at %d: reloading", self.log.tree_size, size
                 )
@@ -288,7 +291,7 @@ class ProvenanceLayer:
                     raise LogStateError(f"database log state moved under us ({size})")
             log_ = self.log
             prepared = log_.prepare_batch([item.entry for item in items])
-            self.store.write_batch_in(session, prepared.batch, row)
+            self.store.write_batch_in(session, prepared.batch, state)
         first = prepared.result.first_index
         tasks = [
             {"task_id": item.task_id, "leaf_index": first + i}
@@ -301,8 +304,8 @@ class ProvenanceLayer:
             if item.task_id is not None
         ]
         if tasks:
-            session.execute(sa.insert(ProvTaskEntry), tasks)
-            session.execute(sa.insert(ProvTenantSalt), salts)
+            session.execute(_INSERT_TASK_ENTRIES, tasks)
+            session.execute(_INSERT_TENANT_SALTS, salts)
 
         def install() -> None:
             try:

@@ -11,7 +11,9 @@ Invariants:
   the full tile, as tlog-tiles allows (clients fall back to the full tile);
 - the rightmost, partial entry bundle is not stored as one blob (that would rewrite up to
   256 entries per batch): its entries are rows, and the bundle is assembled on read;
-- reads use their own short sessions and see committed data only.
+- reads use their own short sessions and see committed data only;
+- the write path (run on the committer thread once per batch) uses the tables' Core
+  statements, built once: no ORM unit of work, no statement compiled per call.
 """
 
 from __future__ import annotations
@@ -28,6 +30,21 @@ from audit_chain.tiles import TILE_WIDTH, encode_entry_bundle, parse_entry_bundl
 from scheduler.tables.provenance import ProvCheckpoint, ProvEntry, ProvLogState, ProvTile
 
 STATE_ID = 1
+
+_TILE = ProvTile.__table__  # type: ignore[attr-defined]
+_ENTRY = ProvEntry.__table__  # type: ignore[attr-defined]
+_STATE = ProvLogState.__table__  # type: ignore[attr-defined]
+_INSERT_TILES = sa.insert(_TILE)
+_INSERT_ENTRIES = sa.insert(_ENTRY)
+_DELETE_ENTRIES = sa.delete(_ENTRY).where(
+    _ENTRY.c.leaf_index >= sa.bindparam("first"), _ENTRY.c.leaf_index < sa.bindparam("end")
+)
+_DELETE_PARTIALS = sa.delete(_TILE).where(_TILE.c.path.startswith(sa.bindparam("prefix")))
+_LOCK_STATE = (
+    sa.select(_STATE.c.tree_size, _STATE.c.root).where(_STATE.c.id == STATE_ID).with_for_update()
+)
+_INSERT_STATE = sa.insert(_STATE)
+_UPDATE_STATE = sa.update(_STATE).where(_STATE.c.id == STATE_ID)  # SET from the parameters
 
 
 class DbTileStore:
@@ -100,14 +117,20 @@ class DbTileStore:
     def write_batch(self, batch: TileBatch) -> None:
         """Make a batch durable in a transaction of its own (``TiledLog.append_batch``)."""
         with self._session() as session:
-            row = session.get(ProvLogState, STATE_ID, with_for_update=True)
-            self.write_batch_in(session, batch, row)
+            self.write_batch_in(session, batch, self.lock_state(session))
             session.commit()
 
-    def write_batch_in(self, session: Session, batch: TileBatch, row: ProvLogState | None) -> None:
-        """Write ``batch`` into ``session``'s transaction; ``row`` is the current state row
-        (read in the same transaction), or None for a log never written."""
-        old_size = 0 if row is None else row.tree_size
+    def lock_state(self, session: Session) -> LogState | None:
+        """The stored tree state read in ``session``'s transaction, locked until it ends
+        (``FOR UPDATE`` on PostgreSQL; SQLite's writer lock serialises anyway), or None for a
+        log never written. A Core read: it does not flush the session's pending objects."""
+        row = session.execute(_LOCK_STATE).first()
+        return None if row is None else LogState(row.tree_size, bytes(row.root))
+
+    def write_batch_in(self, session: Session, batch: TileBatch, old: LogState | None) -> None:
+        """Write ``batch`` into ``session``'s transaction; ``old`` is the state
+        :meth:`lock_state` read in the same transaction (None for a log never written)."""
+        old_size = 0 if old is None else old.tree_size
         tiles: list[dict[str, object]] = []
         entries: list[dict[str, object]] = []
         for tile, data in batch.tiles:
@@ -122,28 +145,15 @@ class DbTileStore:
                 continue
             if tile.is_entries:
                 first = tile.index * TILE_WIDTH
-                session.execute(
-                    sa.delete(ProvEntry).where(
-                        col(ProvEntry.leaf_index) >= first,
-                        col(ProvEntry.leaf_index) < first + TILE_WIDTH,
-                    )
-                )
+                session.execute(_DELETE_ENTRIES, {"first": first, "end": first + TILE_WIDTH})
             else:
-                session.execute(
-                    sa.delete(ProvTile).where(col(ProvTile.path).startswith(f"{tile.path}.p/"))
-                )
+                session.execute(_DELETE_PARTIALS, {"prefix": f"{tile.path}.p/"})
         if tiles:
-            session.execute(sa.insert(ProvTile), tiles)
+            session.execute(_INSERT_TILES, tiles)
         if entries:
-            session.execute(sa.insert(ProvEntry), entries)
-        state = batch.state
-        if row is None:
-            session.add(
-                ProvLogState(
-                    id=STATE_ID, origin=self.origin, tree_size=state.tree_size, root=state.root
-                )
-            )
+            session.execute(_INSERT_ENTRIES, entries)
+        state = {"tree_size": batch.state.tree_size, "root": batch.state.root}
+        if old is None:
+            session.execute(_INSERT_STATE, {"id": STATE_ID, "origin": self.origin, **state})
         else:
-            row.tree_size = state.tree_size
-            row.root = state.root
-            session.add(row)
+            session.execute(_UPDATE_STATE, state)

@@ -45,7 +45,13 @@ from scheduler.provenance import (
     layer_of,
 )
 from scheduler.service import Service
-from scheduler.tables.provenance import ProvEntry, ProvLogState, ProvTaskEntry, ProvTenantSalt
+from scheduler.tables.provenance import (
+    ProvEntry,
+    ProvLogState,
+    ProvTaskEntry,
+    ProvTenantSalt,
+    ProvTile,
+)
 from tests.conftest import bearer
 from tests.unit.scheduler.helpers import add_node, add_tenant, claim, report, submit
 
@@ -174,6 +180,23 @@ def test_full_tiles_are_immutable_and_proofs_hold_past_256(papi, service, layer)
     body = papi.get(f"/v1/tasks/{task_id}/bundle", headers=bearer(service, "admin", "a")).content
     verify_bundle(body, vkey, require_anchor=False)
     assert parse_bundle(body).leaf_index == 300
+
+
+def test_partials_written_by_earlier_batches_are_deleted_when_the_tile_fills(service, layer):
+    fill(service, layer, 100)  # a partial level-0 tile, bundle entries as rows
+    with service.read() as session:
+        assert session.get(ProvTile, "tile/0/000.p/100") is not None
+        assert len(session.exec(select(ProvEntry)).all()) == 100
+    fill(service, layer, 200)  # fills tile 0 and the first entry bundle
+    with service.read() as session:
+        paths = session.exec(select(ProvTile.path)).all()
+        rows = session.exec(select(ProvEntry.leaf_index)).all()
+        state = session.get(ProvLogState, 1)
+    assert not [p for p in paths if p.startswith(("tile/0/000.p/", "tile/entries/000.p/"))]
+    assert {"tile/0/000", "tile/entries/000", "tile/0/001.p/44"} <= set(paths)
+    assert sorted(rows) == list(range(256, 300))
+    assert (state.tree_size, bytes(state.root)) == (300, layer.log.root)
+    assert TiledLog(layer.store).root == layer.log.root
 
 
 def action(i: int) -> ResponseAction:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import random
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit_chain.errors import (
     ForgedSignatureError,
@@ -38,6 +40,20 @@ def test_go_known_answer_signs_byte_for_byte() -> None:
     assert signer.key_id == 0xC74F20A3
     assert sign_note(GO_TEXT, [signer]) == GO_NOTE
     assert NoteSigner.from_skey(signer.skey).vkey == GO_VKEY
+
+
+def test_signatures_are_those_of_pyca_cryptography() -> None:
+    # NoteSigner signs with libsodium; Ed25519 is deterministic, so every signature must be
+    # byte-identical to pyca/cryptography's for the same seed and message, and verify
+    rng = random.Random(3)
+    for n in range(40):
+        seed = rng.randbytes(32)
+        signer = NoteSigner.generate("k", random=lambda _, seed=seed: seed)
+        reference = Ed25519PrivateKey.from_private_bytes(seed)
+        for message in (b"", b"\x00", rng.randbytes(n * 97), rng.randbytes(70_000)):
+            sig = signer.sign(message)
+            assert sig == reference.sign(message)
+            assert signer.verifier.verify(message, sig)
 
 
 def test_go_known_answer_opens() -> None:

@@ -44,6 +44,7 @@ __all__ = [
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 MAX_ENVELOPE_BYTES = 0xFFFF  # an entry must fit a tlog-tiles entry bundle
 _MAX_SIGNATURES = 8
+_str = json.encoder.encode_basestring_ascii  # json.dumps(ensure_ascii=True)'s string encoder
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -81,10 +82,18 @@ class Envelope:
         }
 
     def canonical_bytes(self) -> bytes:
-        """Compact, key-sorted JSON: the exact bytes of the log entry."""
-        return json.dumps(
-            self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-        ).encode()
+        """Compact, key-sorted JSON: the exact bytes of the log entry.
+
+        The bytes of ``json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"),
+        ensure_ascii=True)``, written out for the envelope's fixed shape (members already in
+        sorted order, strings escaped by that same encoder) at a third of the cost."""
+        sigs = ",".join(
+            '{"keyid":' + _str(s.keyid) + ',"sig":' + _str(base64.b64encode(s.sig).decode()) + "}"
+            for s in self.signatures
+        )
+        payload = _str(base64.b64encode(self.payload).decode())
+        text = '{"payload":' + payload + ',"payloadType":' + _str(self.payload_type)
+        return (text + ',"signatures":[' + sigs + "]}").encode()
 
 
 def _b64(value: object, what: str) -> bytes:

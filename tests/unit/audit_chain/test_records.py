@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -54,6 +55,35 @@ def test_envelope_round_trip_and_canonical_encoding() -> None:
     with pytest.raises(MalformedEnvelopeError) as info:
         parse_envelope(spaced)
     assert info.value.reason == "non_canonical"
+
+
+def test_canonical_bytes_equal_the_json_encoders() -> None:
+    # canonical_bytes writes the envelope out by hand; it must stay byte-identical to the
+    # sorted, compact, ASCII json.dumps the log was first written with - for any strings
+    # (quotes, backslashes, control characters, non-ASCII, astral), payloads and signatures
+    rng = random.Random(5)
+    alphabet = ['"', "\\", "/", "\n", "\x00", "\x1f", "\x7f", "é", "\u2028", "😀", "a", "+", " "]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+
+    for n in range(300):
+        env = Envelope(
+            rng.randbytes(n * 7),
+            text(),
+            tuple(
+                EnvelopeSignature(text(), rng.randbytes(rng.choice([0, 1, 64])))
+                for _ in range(1 + n % 3)
+            ),
+        )
+        expected = json.dumps(
+            env.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+        )
+        assert env.canonical_bytes() == expected.encode()
+    signer = seeded("log")
+    env = sign_envelope(b'{"a":"\xc3\xa9"}', INTOTO_PAYLOAD_TYPE, signer)
+    expected = json.dumps(env.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert env.canonical_bytes() == expected.encode()
 
 
 @pytest.mark.parametrize(

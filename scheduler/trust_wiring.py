@@ -5,7 +5,8 @@
 - turns every finished task into task-outcome evidence inside the reporting transaction
   (succeeded / failed / timeout; the evidence id is ``task:<id>:<attempt>``, so a replayed
   report is refused, never counted twice) and stores each accepted item as a
-  :class:`~scheduler.tables.trust.TrustEvidence` row in that same transaction;
+  :class:`~scheduler.tables.trust.TrustEvidence` row in that same transaction (queued, and
+  inserted with the transaction's other items in one statement just before it commits);
 - places by trust (stages in :mod:`scheduler.trust_placement`): ``TrustFilter`` excludes
   nodes behind a hard gate or in quarantine, naming the engine's reason; ``TrustRanker``
   adds the node's score in [0, 1] to the load ranker's, plus an exploration bonus on a
@@ -20,6 +21,8 @@
 
 Invariants:
 - The engine is in-memory and not thread-safe: every access holds ``TrustLayer.lock``.
+- An evidence id is accepted once: refused when a row holds it (committed, by any replica)
+  or this transaction queued it already (even if the engine was rebuilt in between).
 - The engine never holds evidence the database does not: a transaction that ingested
   evidence and did not commit marks the engine stale, and the next access rebuilds it from
   the committed rows before doing anything else.
@@ -37,13 +40,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+import sqlalchemy as sa
+from sqlalchemy import bindparam, event
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 import trust
 from scheduler import quarantine
-from scheduler.db import after_commit
+from scheduler.db import after_commit, before_commit
 from scheduler.errors import Conflict, NotFound
 from scheduler.models import Node, NodeStatus, Task, TaskState
 from scheduler.placement import NodeView
@@ -59,6 +63,14 @@ SOURCE = "scheduler"
 GATE_QUARANTINED = "trust.gate.quarantined"
 GATE_ATTESTATION_MISSING = "trust.gate.attestation_missing"
 VIEW_TTL_S = 1.0  # placement reuses a node's trust view this long (decay is days)
+
+# the committer's hot path runs these once per evidence item: built once, Core (no ORM
+# compile, no autoflush), parameters bound per call
+_EVIDENCE = TrustEvidence.__table__  # type: ignore[attr-defined]
+_STORED_EVIDENCE = sa.select(_EVIDENCE.c.id).where(
+    _EVIDENCE.c.evidence_id == bindparam("evidence_id")
+)
+_INSERT_EVIDENCE = sa.insert(_EVIDENCE)
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,8 @@ class TrustLayer:
         self._mutated_key = f"cntrust.trust.{id(self)}.mutated"
         self._committed_key = f"cntrust.trust.{id(self)}.committed"
         self._listening_key = f"cntrust.trust.{id(self)}.listening"
+        # the transaction's accepted evidence rows by evidence id, inserted just before commit
+        self._queued_key = f"cntrust.trust.{id(self)}.evidence"
 
     @classmethod
     def install(
@@ -243,7 +257,11 @@ class TrustLayer:
         engine is stale and is rebuilt before its next use."""
         self._views.clear()
         info = session.info
-        mutated, committed_key = self._mutated_key, self._committed_key
+        mutated, committed_key, queued_key = (
+            self._mutated_key,
+            self._committed_key,
+            self._queued_key,
+        )
         info[mutated] = True
         if info.get(self._listening_key):
             return
@@ -254,7 +272,10 @@ class TrustLayer:
                 sess.info[committed_key] = True
 
         def ended(sess: Session, transaction: SessionTransaction) -> None:
-            if transaction.parent is not None or not sess.info.pop(mutated, False):
+            if transaction.parent is not None:
+                return
+            sess.info.pop(queued_key, None)  # rolled back: the rows go with the transaction
+            if not sess.info.pop(mutated, False):
                 return
             if not sess.info.pop(committed_key, False):
                 with self.lock:
@@ -294,11 +315,8 @@ class TrustLayer:
         with self.lock:
             self._fresh()
             self._ensure(session, ev.node_id)
-            with session.no_autoflush:
-                stored = session.exec(
-                    select(TrustEvidence.id).where(TrustEvidence.evidence_id == ev.evidence_id)
-                ).first()
-            if stored is not None:
+            queued: dict[str, dict[str, Any]] = session.info.setdefault(self._queued_key, {})
+            if ev.evidence_id in queued or self._stored(session, ev.evidence_id):
                 self.replayed_in_store += 1
                 self.count_refusal(trust.IntakeReason.REPLAYED)
                 return trust.IntakeResult(
@@ -309,19 +327,32 @@ class TrustLayer:
                 self.count_refusal(result.reason)
                 return result
             self._mutated(session)
-            session.add(
-                TrustEvidence(
-                    evidence_id=ev.evidence_id,
-                    node_id=ev.node_id,
-                    kind=ev.kind.value,
-                    observed_at=float(ev.observed_at),
-                    recorded_at=self.service.clock(),
-                    body=TrustEvidence.body_of(ev),
-                )
-            )
+            queued[ev.evidence_id] = {
+                "evidence_id": ev.evidence_id,
+                "node_id": ev.node_id,
+                "kind": ev.kind.value,
+                "observed_at": float(ev.observed_at),
+                "recorded_at": self.service.clock(),
+                "body": TrustEvidence.body_of(ev),
+            }
+            before_commit(session, self._insert_queued)
             if result.quarantine is not None:
                 self._quarantine(session, result.quarantine)
             return result
+
+    @staticmethod
+    def _stored(session: Session, evidence_id: str) -> bool:
+        """Whether a committed row (this replica's or another's) or one this transaction
+        flushed already holds ``evidence_id``. Runs on the session's connection: no flush."""
+        found = session.connection().execute(_STORED_EVIDENCE, {"evidence_id": evidence_id})
+        return found.first() is not None
+
+    def _insert_queued(self, session: Session) -> None:
+        """Before commit: the transaction's accepted evidence rows in one executemany (an ORM
+        object and its flush per item cost the committer more than the rest of ``record``)."""
+        queued: dict[str, dict[str, Any]] = session.info.pop(self._queued_key, {})
+        if queued:
+            session.execute(_INSERT_EVIDENCE, list(queued.values()))
 
     def count_refusal(self, reason: trust.IntakeReason | str) -> None:
         code = str(reason)

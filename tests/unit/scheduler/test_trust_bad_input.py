@@ -10,10 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
 import trust
 from scheduler import store
+from scheduler.db import commit
 from scheduler.models import Node
 from scheduler.tables.trust import TrustEvidence
 from scheduler.trust_wiring import TrustLayer
@@ -97,3 +98,33 @@ def test_a_replayed_item_is_refused_and_counted_once_per_delivery(service, layer
 
     assert service.write_sync(both) == (False, trust.IntakeReason.REPLAYED)
     assert sorted(stored(service)) == ["task:t1:0", "task:t2:0"]
+
+
+def test_an_id_queued_in_the_transaction_is_a_replay_even_after_a_rebuild(service, layer):
+    """The engine remembers ids only until it is rebuilt (a sync failure marks it stale
+    while a batch runs); the transaction's own queue still refuses the second item, so the
+    batch commits one row instead of failing on the unique index."""
+    ev = failure("n1", service.clock())
+
+    def replayed_across_a_rebuild(session: Any) -> tuple[bool, trust.IntakeReason]:
+        assert layer.record(session, ev).accepted
+        layer.restore()  # rebuilt from the committed rows: the engine forgot the item
+        assert not layer.engine.has_seen(ev.evidence_id)
+        second = layer.record(session, ev)
+        return second.accepted, second.reason
+
+    assert service.write_sync(replayed_across_a_rebuild) == (False, trust.IntakeReason.REPLAYED)
+    assert stored(service) == ["task:t1:0"]
+    assert layer.refused == {"replayed": 1}
+
+
+def test_evidence_of_a_rolled_back_transaction_is_not_written_by_the_next(service, layer):
+    rolled_back = failure("n1", service.clock(), eid="task:gone:0")
+    kept = failure("n1", service.clock(), eid="task:kept:0")
+    with Session(service.engine, expire_on_commit=False) as session:
+        assert layer.record(session, rolled_back).accepted
+        session.rollback()
+        assert layer.record(session, kept).accepted
+        for hook in commit(session):
+            hook()
+    assert stored(service) == ["task:kept:0"]

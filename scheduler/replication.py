@@ -49,7 +49,7 @@ from sqlmodel import Session, col, select
 
 import trust
 from scheduler import store
-from scheduler.models import ACTIVE_STATES, Node, Task, TaskState
+from scheduler.models import ACTIVE_STATES, Node, Task, TaskState, new_row
 from scheduler.placement import NodeView, TaskRequest
 from scheduler.tables.replication import (
     ABANDONED,
@@ -203,7 +203,8 @@ class Replication:
                 return
             node = session.get(Node, task.node_id)
         now = self.service.clock()
-        check = ReplicaCheck(
+        check = new_row(  # built from our own values: no pydantic pass (~10x cheaper)
+            ReplicaCheck,
             original_task_id=task.id,
             node_id=task.node_id,
             share=share,
@@ -226,7 +227,8 @@ class Replication:
         when no online high-trust node outside ``check.excluded`` could take it."""
         if not self._host_exists(session, original, set(check.excluded)):
             return None
-        replica = Task(
+        replica = new_row(
+            Task,
             id=uuid.uuid4().hex,
             tenant=original.tenant,
             state=TaskState.SUBMITTED,

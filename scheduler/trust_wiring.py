@@ -42,6 +42,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam, event
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
@@ -71,6 +72,27 @@ _STORED_EVIDENCE = sa.select(_EVIDENCE.c.id).where(
     _EVIDENCE.c.evidence_id == bindparam("evidence_id")
 )
 _INSERT_EVIDENCE = sa.insert(_EVIDENCE)
+
+# session.info key: the trust layers whose engine the session's transaction changed, each
+# with whether the transaction committed. Two listeners on every session (sqlmodel's too),
+# registered once, watch it: a listener per session cost ~40 us per batch on the committer.
+_CHANGED_KEY = "cntrust.trust.changed"
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _transaction_committed(session: Session) -> None:
+    changed: dict[TrustLayer, bool] | None = session.info.get(_CHANGED_KEY)
+    if changed:
+        for layer in changed:
+            changed[layer] = True
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _transaction_ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None or _CHANGED_KEY not in session.info:
+        return
+    for layer, committed in session.info.pop(_CHANGED_KEY).items():
+        layer._after_transaction(session, committed)
 
 
 @dataclass(frozen=True)
@@ -146,11 +168,8 @@ class TrustLayer:
         self.sync: TrustSync | None = None
         # refused evidence by reason code, over the life of the layer (engines are rebuilt)
         self.refused: dict[str, int] = {}
-        # session.info keys marking this layer's engine changes in a transaction
-        self._mutated_key = f"cntrust.trust.{id(self)}.mutated"
-        self._committed_key = f"cntrust.trust.{id(self)}.committed"
-        self._listening_key = f"cntrust.trust.{id(self)}.listening"
-        # the transaction's accepted evidence rows by evidence id, inserted just before commit
+        # session.info key: the transaction's accepted evidence rows by evidence id, inserted
+        # just before it commits
         self._queued_key = f"cntrust.trust.{id(self)}.evidence"
 
     @classmethod
@@ -254,35 +273,15 @@ class TrustLayer:
 
     def _mutated(self, session: Session) -> None:
         """The engine changed inside ``session``'s transaction: if it does not commit, the
-        engine is stale and is rebuilt before its next use."""
+        engine is stale and is rebuilt before its next use (:func:`_transaction_ended`)."""
         self._views.clear()
-        info = session.info
-        mutated, committed_key, queued_key = (
-            self._mutated_key,
-            self._committed_key,
-            self._queued_key,
-        )
-        info[mutated] = True
-        if info.get(self._listening_key):
-            return
-        info[self._listening_key] = True
+        session.info.setdefault(_CHANGED_KEY, {}).setdefault(self, False)
 
-        def committed(sess: Session) -> None:
-            if sess.info.get(mutated):
-                sess.info[committed_key] = True
-
-        def ended(sess: Session, transaction: SessionTransaction) -> None:
-            if transaction.parent is not None:
-                return
-            sess.info.pop(queued_key, None)  # rolled back: the rows go with the transaction
-            if not sess.info.pop(mutated, False):
-                return
-            if not sess.info.pop(committed_key, False):
-                with self.lock:
-                    self._stale = True
-
-        event.listen(session, "after_commit", committed)
-        event.listen(session, "after_transaction_end", ended)
+    def _after_transaction(self, session: Session, committed: bool) -> None:
+        session.info.pop(self._queued_key, None)  # rolled back: the rows go with it
+        if not committed:
+            with self.lock:
+                self._stale = True
 
     def _ensure(self, session: Session | None, node_id: str, operator: str | None = None) -> bool:
         """Register a node the engine has not seen (from its Node row when a session is

@@ -63,8 +63,6 @@ def placement_fields(task: Task) -> dict[str, Any]:
 
 def fill_trust_at_placement(trust_layer: Any, task: Task, node: Node) -> None:
     """Copy the chosen node's trust (score, uncertainty; per mille) into ``task``."""
-    from scheduler.store import node_view
-
-    view = trust_layer.view(node_view(node))
+    view = trust_layer.view(node)
     task.trust_per_mille = max(0, min(1000, round(view.score * 1000)))
     task.trust_uncertainty_per_mille = max(0, min(1000, round(view.uncertainty * 1000)))

@@ -501,8 +501,9 @@ class TrustLayer:
             return f"{enforced[0].code}: {enforced[0].detail}"
         return None
 
-    def view(self, node: NodeView) -> NodeTrustView:
-        """The node's trust for placement (registers a node seen for the first time)."""
+    def view(self, node: NodeView | Node) -> NodeTrustView:
+        """The node's trust for placement (registers a node seen for the first time). Reads
+        only the node's ``id`` and ``operator``: a Node row needs no NodeView built."""
         now = self.service.clock()
         with self.lock:
             self._fresh()

@@ -43,7 +43,6 @@ from policies import (
     uid,
 )
 from scheduler.authz import Authorizer, AuthzDecision, Principal, Resource
-from scheduler.placement import NodeView
 from scheduler.policy_facts import absent_node_entity
 
 if TYPE_CHECKING:
@@ -251,6 +250,7 @@ def database_node_facts(service: Service) -> NodeFacts:
     session and its identity map cost five times as much per request."""
     from scheduler.models import Node
     from scheduler.policy_node_facts import SchedulerNodeFacts
+    from scheduler.store import node_view
 
     settings = service.settings
     scheduler_facts = SchedulerNodeFacts(
@@ -267,7 +267,7 @@ def database_node_facts(service: Service) -> NodeFacts:
             return None
         with service.engine.connect() as connection:
             row = connection.execute(by_id, {"node_id": node_id}).first()
-        return None if row is None else scheduler_facts(_node_view(row))
+        return None if row is None else scheduler_facts(node_view(row, labels=False))
 
     return facts
 
@@ -278,30 +278,6 @@ _VIEW_COLUMNS = (
     "attestation_expires_at",
 )  # fmt: skip
 """The ``Node`` columns of a ``NodeView``; not ``labels`` (what the node says of itself)."""
-
-
-def _node_view(row: Any) -> NodeView:
-    """A ``NodeView`` of a row of :data:`_VIEW_COLUMNS` (as ``scheduler.store.node_view``
-    builds one from a ``Node``, without its labels)."""
-    accelerators: dict[str, int] = {}
-    for item in row.accelerators:
-        kind = str(item.get("kind", "gpu"))
-        accelerators[kind] = accelerators.get(kind, 0) + int(item.get("count", 1))
-    return NodeView(
-        id=row.id,
-        region=row.region,
-        operator=row.operator,
-        cpu_cores=row.cpu_cores,
-        memory_mb=row.memory_mb,
-        accelerators=tuple(sorted(accelerators.items())),
-        cpu_used=row.cpu_used,
-        memory_used_mb=row.memory_used_mb,
-        gpu_used=row.gpu_used,
-        active_tasks=row.active_tasks,
-        attestation_status=row.attestation_status,
-        attested_at=row.attested_at,
-        attestation_expires_at=row.attestation_expires_at,
-    )
 
 
 def install(service: Service, store: PolicyStore | None = None) -> PolicyAuthorizer:

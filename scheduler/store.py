@@ -215,7 +215,9 @@ def _moved(
     )
 
 
-def node_view(node: Node) -> NodeView:
+def node_view(node: Node | sa.Row[Any], *, labels: bool = True) -> NodeView:
+    """Placement's view of a node row (a ``Node``, or a Core row of its columns). Without
+    ``labels`` the node's own claims about itself are left out (and need not be selected)."""
     accels: dict[str, int] = {}
     for acc in node.accelerators:
         kind = str(acc.get("kind", "gpu"))
@@ -231,7 +233,7 @@ def node_view(node: Node) -> NodeView:
         memory_used_mb=node.memory_used_mb,
         gpu_used=node.gpu_used,
         active_tasks=node.active_tasks,
-        attributes=dict(node.labels),
+        attributes=dict(node.labels) if labels else {},
         attestation_status=node.attestation_status,
         attested_at=node.attested_at,
         attestation_expires_at=node.attestation_expires_at,

@@ -35,7 +35,7 @@ from sqlmodel import Session, SQLModel
 from scheduler import models, tables  # noqa: F401  (tables: registers the layers' tables)
 
 SHARED_KEY = "cntrust.shared"
-EVENTS_KEY = "cntrust.events"
+INSERTS_KEY = "cntrust.inserts"
 
 
 BEFORE_COMMIT_KEY = "cntrust.before_commit"
@@ -43,7 +43,7 @@ AFTER_COMMIT_KEY = "cntrust.after_commit"
 
 SessionHook = Callable[[Session], None]
 
-_EVENTS_INSERT = sa.insert(models.TaskEvent.__table__)  # type: ignore[attr-defined]
+_INSERTS: dict[sa.Table, sa.Insert] = {}  # each table's Core insert, built once
 
 
 def before_commit(session: Session, hook: SessionHook) -> None:
@@ -64,17 +64,27 @@ def after_commit(session: Session, hook: Callable[[], None]) -> None:
         hooks.append(hook)
 
 
+def insert_at_commit(session: Session, table: sa.Table, row: dict[str, Any]) -> None:
+    """Insert ``row`` into ``table`` with this transaction, just before it commits, in one
+    executemany per table with the transaction's other queued rows.
+
+    For rows nothing reads in the transaction that writes them (task events, placement
+    decisions). The table's Core insert: the ORM's bulk insert splits a list by which
+    values are None (a task's events alternate: no from_state, no node_id, ...), and it
+    sent one statement per row."""
+    session.info.setdefault(INSERTS_KEY, {}).setdefault(table, []).append(row)
+
+
 def commit(session: Session) -> list[Callable[[], None]]:
-    """Run the before-commit hooks, insert the queued task events (one executemany),
+    """Run the before-commit hooks, insert the queued rows (:func:`insert_at_commit`),
     commit; return the after-commit hooks for the caller to run."""
     for hook in session.info.pop(BEFORE_COMMIT_KEY, []):
         hook(session)
-    events = session.info.pop(EVENTS_KEY, None)
-    if events:
-        # the table's Core insert: one executemany for the whole batch. The ORM's bulk
-        # insert splits rows by which values are None, and a task's events alternate
-        # (no from_state, no node_id, ...), so it sent one statement per event.
-        session.execute(_EVENTS_INSERT, events)
+    for table, rows in session.info.pop(INSERTS_KEY, {}).items():
+        insert = _INSERTS.get(table)
+        if insert is None:
+            insert = _INSERTS[table] = sa.insert(table)
+        session.execute(insert, rows)
     after: list[Callable[[], None]] = session.info.pop(AFTER_COMMIT_KEY, [])
     session.commit()
     return after

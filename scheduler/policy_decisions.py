@@ -8,7 +8,7 @@ stores it (table :class:`~scheduler.tables.policy_decisions.PlacementDecision`) 
 policy set's text (:class:`~scheduler.tables.policy_decisions.PolicyVersionText`), and
 names it on the task (``placement_decision_id``, ``policy_version``), all in the placing
 transaction (the decision rows of a transaction are inserted together just before it
-commits, by ``scheduler.db.commit``).
+commits, by ``scheduler.db.insert_at_commit``).
 
 :func:`replay_task` re-evaluates a task's stored decision with the stored inputs and the
 stored policy version (``policies.replay``: fresh, uncached Cedar engine) and says whether
@@ -27,7 +27,6 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from policies import (
@@ -40,7 +39,7 @@ from policies import (
     placement_request,
     replay,
 )
-from scheduler.db import after_commit, before_commit
+from scheduler.db import after_commit, insert_at_commit
 from scheduler.errors import NotFound
 from scheduler.models import Node, Task
 from scheduler.tables.policy_decisions import PlacementDecision, PolicyVersionText
@@ -76,23 +75,7 @@ def store_version_text(session: Session, policy_set: PolicySet, now: float) -> N
     )
 
 
-_DECISIONS_KEY = "cntrust.placement_decisions"
-_DECISIONS_INSERT = sa.insert(PlacementDecision.__table__)  # type: ignore[attr-defined]
-
-
-def _queue_decision(session: Session, **values: Any) -> None:
-    """Insert a ``PlacementDecision`` row with the transaction: every decision of the
-    transaction goes out in one executemany just before it commits (the ORM's unit of
-    work cost about as much again per row). Nothing reads a decision in the transaction
-    that made it; the task names it (``placement_decision_id``) from the start."""
-    session.info.setdefault(_DECISIONS_KEY, []).append(values)
-    before_commit(session, _insert_decisions)
-
-
-def _insert_decisions(session: Session) -> None:
-    rows = session.info.pop(_DECISIONS_KEY, None)
-    if rows:
-        session.execute(_DECISIONS_INSERT, rows)
+_DECISIONS = PlacementDecision.__table__  # type: ignore[attr-defined]
 
 
 class PlacementRecorder:
@@ -126,20 +109,22 @@ class PlacementRecorder:
             store_version_text(session, engine.policy_set, now)
             after_commit(session, lambda: self._stored.add(version))
         decision_id = uuid.uuid4().hex
-        _queue_decision(
-            session,
-            id=decision_id,
-            task_id=task.id,
-            node_id=node_id,
-            attempt=task.attempt,
-            decided_at=now,
-            policy_version=version,
-            allowed=decision.allowed,
-            policy_ids=list(decision.policy_ids),
-            reasons=list(decision.reasons),
-            request=request_doc,
-            decision=decision.to_dict(),
-        )
+        # nothing reads a decision in the transaction that made it; the task names it
+        # (placement_decision_id) from the start
+        row = {
+            "id": decision_id,
+            "task_id": task.id,
+            "node_id": node_id,
+            "attempt": task.attempt,
+            "decided_at": now,
+            "policy_version": version,
+            "allowed": decision.allowed,
+            "policy_ids": list(decision.policy_ids),
+            "reasons": list(decision.reasons),
+            "request": request_doc,
+            "decision": decision.to_dict(),
+        }
+        insert_at_commit(session, _DECISIONS, row)
         task.placement_decision_id = decision_id
         task.policy_version = version
         if task not in session:  # placement holds it in the session already (add cascades)

@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_attribute
 from sqlmodel import Session, SQLModel, col, select
 
 from scheduler import node_results
-from scheduler.db import EVENTS_KEY, SHARED_KEY
+from scheduler.db import SHARED_KEY, insert_at_commit
 from scheduler.errors import Conflict, InvalidRequest, NotFound, SchedulerError
 from scheduler.models import (
     ACTIVE_STATES,
@@ -28,6 +28,7 @@ from scheduler.models import (
     Node,
     NodeStatus,
     Task,
+    TaskEvent,
     TaskState,
     Tenant,
 )
@@ -46,6 +47,7 @@ _ADMITTED_KEY = "cntrust.admitted"
 _PLACED_KEY = "cntrust.placed"
 
 _PLACE_CHUNK = 16
+_TASK_EVENTS = TaskEvent.__table__  # type: ignore[attr-defined]
 
 # The hot path's queries, built once: building a statement and its cache key cost more
 # than running it (SQLAlchemy memoizes the cache key on the statement object).
@@ -124,7 +126,9 @@ def record_event(
 ) -> None:
     """Queue a TaskEvent row; the committer inserts all of a batch's events in one statement
     just before it commits, in the same transaction."""
-    session.info.setdefault(EVENTS_KEY, []).append(
+    insert_at_commit(
+        session,
+        _TASK_EVENTS,
         {
             "task_id": task_id,
             "from_state": from_state,
@@ -132,7 +136,7 @@ def record_event(
             "at": at,
             "reason": reason,
             "node_id": node_id,
-        }
+        },
     )
 
 
@@ -191,19 +195,17 @@ def transition(
 
 
 def _moved(
-    session: Session, found: Sequence[Task], key: str, state: TaskState, node_id: str | None
+    found: Sequence[Task], moved: Sequence[Task], state: TaskState, node_id: str | None
 ) -> list[Task]:
-    """``found`` (a query's rows, run without an autoflush) and the tasks this transaction
-    moved into ``state`` (on ``node_id``), as they are now in memory, oldest first.
+    """``found`` (a query's rows, run without an autoflush) and ``moved`` (the tasks this
+    transaction moved into ``state``), those still in ``state`` (on ``node_id``) as they
+    are now in memory, oldest first.
 
     The hot path's queries do not flush the transaction's pending writes first: the
     committer flushes once, at commit, so a task placed and claimed in one batch is
     written once. A query then sees the database as the last flush left it, and the
     session knows the rest: rows are kept only if their in-memory state still matches,
     and the tasks moved into the state since are added."""
-    moved = session.info.get(key, ())
-    if isinstance(moved, dict):
-        moved = moved.get(node_id, ())
     merged = {t.id: t for t in (*found, *moved)}
     return sorted(
         (
@@ -361,7 +363,8 @@ def claim_tasks(session: Session, node_id: str, now: float, limit: int) -> list[
         raise NotFound(f"node {node_id} is not registered")
     with session.no_autoflush:
         found = list(session.exec(_PLACED_ON_NODE, params={"node_id": node_id, "limit": limit}))
-    tasks = _moved(session, found, _PLACED_KEY, TaskState.PLACED, node_id)[:limit]
+    placed_here = session.info.get(_PLACED_KEY, {}).get(node_id, ())
+    tasks = _moved(found, placed_here, TaskState.PLACED, node_id)[:limit]
     reason = f"claimed by {node_id}"
     for task in tasks:
         transition(session, task, TaskState.RUNNING, now, reason)
@@ -561,7 +564,7 @@ def place_pending(
                 page = {"limit": _PLACE_CHUNK, "at": at, "id": last}
                 rows = list(session.exec(_ADMITTED_AFTER, params=page))
         if after is None:  # the first page: with the tasks this transaction admitted
-            chunk = _moved(session, rows, _ADMITTED_KEY, TaskState.ADMITTED, None)
+            chunk = _moved(rows, session.info.get(_ADMITTED_KEY, ()), TaskState.ADMITTED, None)
         else:
             chunk = [t for t in rows if t.state == TaskState.ADMITTED]
         if not chunk and len(rows) < _PLACE_CHUNK:
